@@ -1,0 +1,212 @@
+//! The two body types on the request path. `RequestBody` streams the
+//! client's body upstream, enforcing `max_body` where it is read.
+//! `ResponseBody` streams the answer back, enforcing the route's silence
+//! timeout, counting bytes, and finishing the request's record when it ends.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::conn::InFlight;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Body bytes seen on the way in, shared with the access record.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub bytes_in: AtomicU64,
+}
+
+/// The request body grew past `max_body` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds {0} bytes")]
+pub struct BodyTooLarge(pub u64);
+
+/// The upstream went silent for longer than the route's timeout mid-body.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream body stalled for longer than {0:?}")]
+pub struct BodyStalled(pub Duration);
+
+/// Where an unread body goes back when a connect attempt fails, so the
+/// request can be retried on another target (nothing was sent).
+pub type RetrySlot = Arc<Mutex<Option<Incoming>>>;
+
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    seen: u64,
+    stats: Arc<RequestStats>,
+    polled: bool,
+    retry: Option<RetrySlot>,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: u64, stats: Arc<RequestStats>, retry: Option<RetrySlot>) -> Self {
+        RequestBody {
+            inner: Some(inner),
+            limit,
+            seen: 0,
+            stats,
+            polled: false,
+            retry,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.polled = true;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::task::ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                    self.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if self.seen > self.limit {
+                        // An error, not an end: the upstream must see an aborted
+                        // request, never a truncated body presented as complete.
+                        self.inner = None;
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.limit)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let (false, Some(slot)) = (self.polled, &self.retry) {
+            if let Ok(mut slot) = slot.lock() {
+                *slot = self.inner.take();
+            }
+        }
+    }
+}
+
+/// Runs once when a response body is dropped: fully sent, or the client gone.
+pub trait OnComplete: Send + Sync + 'static {
+    fn complete(self: Box<Self>, bytes_out: u64);
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Upstream { body: Incoming, silence: Duration, timer: Option<Pin<Box<Sleep>>> },
+}
+
+pub struct ResponseBody {
+    kind: Kind,
+    bytes_out: u64,
+    on_complete: Option<Box<dyn OnComplete>>,
+    /// Keeps the connection's request counted as in flight until dropped.
+    in_flight: Option<InFlight>,
+}
+
+impl ResponseBody {
+    pub fn full(bytes: Bytes) -> Self {
+        ResponseBody {
+            kind: Kind::Full(Some(bytes).filter(|b| !b.is_empty())),
+            bytes_out: 0,
+            on_complete: None,
+            in_flight: None,
+        }
+    }
+
+    /// Streams an upstream body; `silence` is the longest pause allowed between frames.
+    pub fn upstream(body: Incoming, silence: Duration) -> Self {
+        ResponseBody {
+            kind: Kind::Upstream { body, silence, timer: None },
+            bytes_out: 0,
+            on_complete: None,
+            in_flight: None,
+        }
+    }
+
+    pub fn on_complete(&mut self, f: Box<dyn OnComplete>) {
+        self.on_complete = Some(f);
+    }
+
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Upstream { body, silence, timer } => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(frame) => {
+                    *timer = None;
+                    Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+                }
+                Poll::Pending => {
+                    // The timer is created only when the upstream actually pauses.
+                    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + *silence)));
+                    match t.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(*silence)) as BoxError))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
+            },
+        };
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(d) = frame.data_ref() {
+                this.bytes_out += d.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+/// hyper drops a response body once it is fully written or the client is
+/// gone, so completion is recorded here, exactly once.
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_complete.take() {
+            f.complete(self.bytes_out);
+        }
+    }
+}

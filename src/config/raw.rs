@@ -1,0 +1,174 @@
+//! serde mirror of gateway.yaml (SPEC section 2): text as written, `Option`
+//! where a key may be left out. `validate.rs` turns it into `model.rs` types.
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub listen: String,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: String,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<LogFormat>,
+    pub access: Option<bool>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_body: Option<Size>,
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+/// A size as written: a bare integer of bytes, or text like `10MiB`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub store: Option<String>,
+    pub issuer: Option<String>,
+    pub access_token: Option<Token>,
+    pub refresh_token: Option<Token>,
+    pub bcrypt_cost: Option<u32>,
+    pub cache_ttl: Option<String>,
+    pub cache_capacity: Option<u64>,
+    pub default_scopes: Option<Vec<String>>,
+    pub signin_limit: Option<SigninLimit>,
+    pub leeway: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub secret: Option<String>,
+    pub ttl: Option<String>,
+    pub algorithm: Option<String>,
+    pub private_key: Option<String>,
+    pub previous_keys: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SigninLimit {
+    pub failures: u32,
+    pub window: String,
+}
+
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    pub allow_origins: Option<Vec<String>>,
+    pub allow_methods: Option<Vec<String>>,
+    pub allow_headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub allow_credentials: Option<bool>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub upstream: Option<Upstreams>,
+    pub echo: Option<bool>,
+    pub auth: Option<AuthMode>,
+    pub scopes: Option<Vec<String>>,
+    pub strip_prefix: Option<String>,
+    pub timeout: Option<String>,
+    pub cors: Option<RouteCors>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Required,
+    None,
+}
+
+/// `upstream:` is one URL or a list of them.
+#[derive(Debug)]
+pub struct Upstreams(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Upstreams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Upstreams;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL or a list of URLs")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Upstreams, E> {
+                Ok(Upstreams(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Upstreams, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Upstreams)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A route's `cors:` is `off`/`false`, or a policy replacing the global one.
+#[derive(Debug)]
+pub enum RouteCors {
+    Off,
+    Policy(Cors),
+}
+
+impl<'de> Deserialize<'de> for RouteCors {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RouteCors;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`off`, `false`, or a CORS policy mapping")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RouteCors, E> {
+                match b {
+                    false => Ok(RouteCors::Off),
+                    true => Err(E::custom("`cors: true` is ambiguous; give a policy mapping, or leave the key out to use the global policy")),
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RouteCors, E> {
+                match s {
+                    "off" => Ok(RouteCors::Off),
+                    _ => Err(E::custom(format!("expected `off` or a policy mapping, found {s:?}"))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RouteCors, A::Error> {
+                Cors::deserialize(de::value::MapAccessDeserializer::new(map)).map(RouteCors::Policy)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,112 @@
+//! `GatewayError`: every failure on the request path, and the one mapping
+//! from a failure to its status, extra headers and JSON body (SPEC section 5).
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode};
+
+use crate::body::ResponseBody;
+use crate::headers;
+use crate::route::PathError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{}", .0.message())]
+    BadPath(PathError),
+    #[error("no route matches this path")]
+    NotFound,
+    #[error("this route does not allow the method")]
+    MethodNotAllowed(Vec<Method>),
+    #[error("the request body is larger than the {0}-byte limit")]
+    PayloadTooLarge(u64),
+    #[error("this route requires a bearer token")]
+    Unauthorized,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::Upstream(e) => match e {
+                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                UpstreamError::Connect(_) | UpstreamError::Reset(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    /// Is this the client's fault (logged at debug) rather than ours or the upstream's?
+    pub fn is_client_fault(&self) -> bool {
+        self.status().is_client_error()
+    }
+
+    /// The response the client sees: status, implied headers, JSON body.
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let status = self.status();
+        let body = error_body(status, &self.to_string());
+        let mut res = Response::new(ResponseBody::full(body));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        h.insert(&headers::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match &self {
+            GatewayError::MethodNotAllowed(methods) => {
+                let list = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                if let Ok(v) = HeaderValue::from_str(&list) {
+                    h.insert(&headers::ALLOW, v);
+                }
+            }
+            GatewayError::Unauthorized => {
+                h.insert(&headers::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gateway\""));
+            }
+            GatewayError::BadPath(_) | GatewayError::NotFound | GatewayError::PayloadTooLarge(_) | GatewayError::Upstream(_) => {}
+        }
+        res
+    }
+}
+
+/// `{"success":false,"statusCode":N,"error":"<reason phrase>","message":"..."}`
+pub fn error_body(status: StatusCode, message: &str) -> Bytes {
+    let body = serde_json::json!({
+        "success": false,
+        "statusCode": status.as_u16(),
+        "error": status.canonical_reason().unwrap_or("Error"),
+        "message": message,
+    });
+    Bytes::from(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_the_spec() {
+        let cases = [
+            (GatewayError::BadPath(PathError::AboveRoot), 400),
+            (GatewayError::NotFound, 404),
+            (GatewayError::MethodNotAllowed(vec![Method::GET]), 405),
+            (GatewayError::PayloadTooLarge(1), 413),
+            (GatewayError::Unauthorized, 401),
+            (GatewayError::Upstream(UpstreamError::Timeout), 504),
+            (GatewayError::Upstream(UpstreamError::BodyTooLarge(1)), 413),
+            (GatewayError::Upstream(UpstreamError::Connect("refused".into())), 502),
+            (GatewayError::Upstream(UpstreamError::Reset("reset".into())), 502),
+            (GatewayError::Upstream(UpstreamError::Protocol("bad".into())), 502),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.status().as_u16(), want, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_lists_allow() {
+        let res = GatewayError::MethodNotAllowed(vec![Method::GET, Method::PUT]).into_response();
+        assert_eq!(res.headers()[&headers::ALLOW], "GET, PUT");
+    }
+}

@@ -1,0 +1,20 @@
+//! Every header name the gateway sets or strips, in one place.
+
+use http::header::HeaderName;
+
+pub use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, WWW_AUTHENTICATE};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Identity headers set from the verified token; any client-sent header with
+/// this prefix is removed on every route.
+pub const PRINCIPAL_PREFIX: &str = "x-principal-";
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded either way,
+/// in addition to the names listed in `Connection`.
+pub static HOP_BY_HOP: [&HeaderName; 7] = [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE];

@@ -1,0 +1,122 @@
+//! The `gateway` binary: parse the command line, load the config, bind,
+//! and hand over to `gateway::run`. Exit codes: 0 ok, 1 failure, 2 usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use gateway::config::{self, Config, LogFormat};
+use gateway::Listeners;
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "A self-hosted API gateway with built-in sign-up, sign-in and a JWT authorizer")]
+struct Cli {
+    /// Config file [default: $GATEWAY_CONFIG, else ./gateway.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format, overriding `log.format`
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<Format>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway until SIGTERM or SIGINT (the default)
+    Serve,
+    /// Validate the config and every file it references
+    Check,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Pretty,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => check(&path),
+        Command::Serve => serve(&path, cli.log_format),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(1)
+    })
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(c) => {
+            println!("ok: {} routes, {} listeners", c.routes.len(), c.listener_count());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let format = match log_format {
+        Some(Format::Json) => LogFormat::Json,
+        Some(Format::Pretty) => LogFormat::Pretty,
+        None => config.log.format,
+    };
+    let mut config = config;
+    config.log.format = format;
+    gateway::logging::init(format);
+    let listeners = match Listeners::bind(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(gateway::run(config, listeners, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Worker threads: `GATEWAY_WORKERS`, else one per available core. With one
+/// worker a current-thread runtime avoids cross-thread wake-ups.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("GATEWAY_WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<usize>().ok())
+        .filter(|w| *w > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match workers {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,177 @@
+//! The one path a request takes. `handle` wraps: snapshot, request id, the
+//! error mapping, decoration and the access record. `run` is the linear
+//! sequence of stages: normalise -> route -> authorize -> limit -> rewrite
+//! -> forward (or echo).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+
+use crate::access_log::AccessRecord;
+use crate::body::{RequestStats, ResponseBody};
+use crate::config::{AuthMode, Route, Target};
+use crate::conn::ConnClock;
+use crate::error::GatewayError;
+use crate::route::{self, Match};
+use crate::state::{Gateway, GatewayState};
+use crate::upstream::{BodyLimit, Forward};
+use crate::{decorate, echo, headers, request_id, rewrite};
+
+/// The client's connection, as requests on it see it.
+pub struct ConnInfo {
+    pub client: SocketAddr,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    pub clock: Arc<ConnClock>,
+}
+
+/// What the stages learn about a request, for the access record.
+struct RequestCtx {
+    request_id: HeaderValue,
+    path: String,
+    route: Option<Arc<str>>,
+    upstream: Option<String>,
+    stats: Arc<RequestStats>,
+}
+
+pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    let in_flight = conn.clock.request_started();
+    let state = gw.state.load_full();
+    let (start, time) = (Instant::now(), SystemTime::now());
+    let method = req.method().clone();
+    let mut ctx = RequestCtx {
+        request_id: request_id::keep_or_generate(req.headers()),
+        path: String::new(),
+        route: None,
+        upstream: None,
+        stats: Arc::default(),
+    };
+    let (mut res, from_upstream) = match run(&gw, &state, &conn, &mut ctx, req).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let id = ctx.request_id.to_str().unwrap_or_default();
+            match e.is_client_fault() {
+                true => tracing::debug!(request_id = id, error = %e, "request refused"),
+                false => tracing::warn!(request_id = id, error = %e, source = ?std::error::Error::source(&e), "request failed"),
+            }
+            (e.into_response(), false)
+        }
+    };
+    decorate::response(&mut res, &ctx.request_id, from_upstream);
+    if state.log.access {
+        let status = res.status().as_u16();
+        res.body_mut().on_complete(Box::new(AccessRecord {
+            format: state.log.format,
+            time,
+            start,
+            request_id: ctx.request_id,
+            client: conn.client,
+            method,
+            path: ctx.path,
+            route: ctx.route,
+            status,
+            upstream: ctx.upstream,
+            principal: None,
+            stats: ctx.stats,
+        }));
+    }
+    res.body_mut().hold(in_flight);
+    Ok(res)
+}
+
+async fn run(
+    gw: &Gateway,
+    state: &GatewayState,
+    conn: &ConnInfo,
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<(Response<ResponseBody>, bool), GatewayError> {
+    ctx.path = route::normalize(req.uri().path()).map_err(|e| {
+        ctx.path = req.uri().path().to_string();
+        GatewayError::BadPath(e)
+    })?;
+    let route = match state.routes.lookup(&ctx.path, req.method()) {
+        Match::Found(route) => route,
+        Match::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
+        Match::NotFound => return Err(GatewayError::NotFound),
+    };
+    ctx.route = Some(route.name.clone());
+    authorize(route)?;
+    check_declared_length(req.headers(), state.limits.max_body)?;
+    let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
+    let host = client_host(&req);
+    let (mut parts, body) = req.into_parts();
+    rewrite::request(
+        &mut parts.headers,
+        &rewrite::Origin {
+            client_ip: conn.client.ip(),
+            proto: conn.proto,
+            host: host.as_deref(),
+            request_id: &ctx.request_id,
+        },
+    );
+    match &route.target {
+        Target::Echo => Ok((echo::respond(&parts, &path_and_query), false)),
+        Target::Upstream(targets) => {
+            let fwd = Forward {
+                targets,
+                path_and_query: &path_and_query,
+                timeout: route.timeout,
+            };
+            let limit = BodyLimit {
+                max: state.limits.max_body,
+                stats: ctx.stats.clone(),
+            };
+            let (res, target) = gw.upstreams.forward(fwd, parts, body, limit).await?;
+            ctx.upstream = Some(target.to_string());
+            Ok((res.map(|b| ResponseBody::upstream(b, route.timeout)), true))
+        }
+    }
+}
+
+/// Until the authorizer lands (issue #4), a route that requires a token
+/// admits nobody: failing closed is the only safe default.
+fn authorize(route: &Route) -> Result<(), GatewayError> {
+    match route.auth {
+        AuthMode::None => Ok(()),
+        AuthMode::Required => Err(GatewayError::Unauthorized),
+    }
+}
+
+/// A declared `Content-Length` over the limit is refused before any byte is
+/// forwarded; chunked bodies are cut where they are read (`body.rs`).
+fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), GatewayError> {
+    let declared = h.get(&headers::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max => Err(GatewayError::PayloadTooLarge(max)),
+        _ => Ok(()),
+    }
+}
+
+/// The normalised path minus `strip_prefix`, then the original query.
+fn upstream_path(path: &str, route: &Route, query: Option<&str>) -> String {
+    let stripped = match &route.strip_prefix {
+        Some(prefix) => match path.strip_prefix(prefix.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        },
+        None => path,
+    };
+    match query {
+        Some(q) => format!("{stripped}?{q}"),
+        None => stripped.to_string(),
+    }
+}
+
+/// The host the client asked for: `Host`, else the request target's authority (HTTP/2).
+fn client_host(req: &Request<Incoming>) -> Option<String> {
+    match req.headers().get(&headers::HOST).and_then(|v| v.to_str().ok()) {
+        Some(h) => Some(h.to_string()),
+        None => req.uri().authority().map(|a| a.as_str().to_string()),
+    }
+}

@@ -1,0 +1,153 @@
+//! The request as the upstream receives it: hop-by-hop and client-sent
+//! identity headers stripped, `X-Forwarded-*` and `X-Request-Id` set.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
+
+use crate::headers::{self, HOP_BY_HOP, PRINCIPAL_PREFIX};
+
+/// What the rewrite needs to know about the client's connection.
+pub struct Origin<'a> {
+    pub client_ip: IpAddr,
+    /// `http` or `https`, as the client connected.
+    pub proto: &'static str,
+    /// The host the client asked for (`Host`, or the HTTP/2 `:authority`).
+    pub host: Option<&'a str>,
+    pub request_id: &'a HeaderValue,
+}
+
+/// Rewrites request headers in place, in an order that lets no client header
+/// survive where the gateway sets one.
+pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
+    let forwarded_for = forwarded_for(h, origin.client_ip);
+    let host = origin.host.and_then(|v| HeaderValue::from_str(v).ok());
+    strip_hop_by_hop(h);
+    strip_principal(h);
+    h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
+    h.insert(&headers::X_FORWARDED_PROTO, HeaderValue::from_static(origin.proto));
+    match host {
+        Some(v) => h.insert(&headers::X_FORWARDED_HOST, v),
+        None => h.remove(&headers::X_FORWARDED_HOST),
+    };
+    h.insert(&headers::X_REQUEST_ID, origin.request_id.clone());
+}
+
+/// `Host` is the upstream's authority.
+pub fn set_host(h: &mut HeaderMap, authority: &Authority) {
+    if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+        h.insert(&headers::HOST, v);
+    }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 section 7.6.1) and the names the
+/// `Connection` header lists, except framing and credentials, which a client
+/// must not be able to drop from the forwarded request.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if h.contains_key(&headers::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(&headers::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| ![&headers::CONTENT_LENGTH, &http::header::AUTHORIZATION, &headers::HOST].contains(&name))
+            .collect();
+        for name in listed {
+            h.remove(&name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+}
+
+/// Removes every `X-Principal-*` header (names are lower-case in a `HeaderMap`).
+fn strip_principal(h: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = h.keys().filter(|n| n.as_str().starts_with(PRINCIPAL_PREFIX)).cloned().collect();
+    for name in spoofed {
+        h.remove(&name);
+    }
+}
+
+/// Client-sent entries stay in front; the client's address goes last, the
+/// only entry an upstream should trust.
+fn forwarded_for(h: &HeaderMap, client: IpAddr) -> HeaderValue {
+    let mut value = String::new();
+    for v in h.get_all(&headers::X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        value.push_str(v);
+        value.push_str(", ");
+    }
+    value.push_str(&client.to_string());
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(id: &HeaderValue) -> Origin<'_> {
+        Origin {
+            client_ip: "10.0.0.9".parse().unwrap(),
+            proto: "http",
+            host: Some("gw.example"),
+            request_id: id,
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_cannot_drop_gateway_headers_via_connection() {
+        let id = HeaderValue::from_static("rid");
+        let mut h = map(&[
+            ("connection", "x-forwarded-for, x-request-id, authorization, content-length, x-custom"),
+            ("authorization", "Bearer t"),
+            ("content-length", "3"),
+            ("x-custom", "gone"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+        ]);
+        request(&mut h, &origin(&id));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-request-id"], "rid");
+        assert_eq!(h["authorization"], "Bearer t");
+        assert_eq!(h["content-length"], "3");
+        for gone in ["x-custom", "connection", "keep-alive", "te", "upgrade"] {
+            assert!(!h.contains_key(gone), "{gone} survived");
+        }
+    }
+
+    #[test]
+    fn principal_headers_are_stripped_whatever_the_case() {
+        let id = HeaderValue::from_static("rid");
+        let mut h = map(&[("X-Principal-Id", "admin"), ("x-PRINCIPAL-scopes", "root"), ("x-principal", "keep")]);
+        request(&mut h, &origin(&id));
+        assert!(!h.contains_key("x-principal-id"));
+        assert!(!h.contains_key("x-principal-scopes"));
+        assert!(h.contains_key("x-principal"), "only the X-Principal- prefix is reserved");
+    }
+
+    #[test]
+    fn forwarded_for_appends_and_proto_host_replace() {
+        let id = HeaderValue::from_static("rid");
+        let mut h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2, 3.3.3.3"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+        ]);
+        request(&mut h, &origin(&id));
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+    }
+}

@@ -1,0 +1,83 @@
+//! Listeners: the accept loop, one task per connection (HTTP/1.1 and h2c
+//! through hyper-util's auto builder), connection timeouts, and draining on
+//! shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::conn::{self, ClockedIo, ConnClock};
+use crate::pipeline::{self, ConnInfo};
+use crate::state::Gateway;
+
+/// Request heads (request line and headers) larger than this get 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Shutdown signal shared by every listener and connection; connections hold
+/// a `Sender` clone each, so the receiver closes once the last one ends.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub shutdown: watch::Receiver<bool>,
+    pub alive: mpsc::Sender<()>,
+}
+
+pub async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, life: Lifecycle) {
+    let builder = Arc::new(http_builder());
+    let mut shutdown = life.shutdown.clone();
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo {
+            client,
+            proto: "http",
+            clock: ConnClock::new(),
+        };
+        tokio::spawn(connection(stream, Arc::new(conn), gw.clone(), builder.clone(), life.clone()));
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().max_buf_size(MAX_HEAD);
+    b.http2().max_header_list_size(MAX_HEAD as u32).timer(TokioTimer::new());
+    b
+}
+
+async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, gw: Arc<Gateway>, builder: Arc<auto::Builder<TokioExecutor>>, life: Lifecycle) {
+    let limits = gw.state.load().limits;
+    let io = TokioIo::new(ClockedIo::new(stream, conn.clock.clone()));
+    let expired = conn::expired(conn.clock.clone(), limits.header_timeout, limits.idle_timeout);
+    let service = {
+        let conn = conn.clone();
+        service_fn(move |req| pipeline::handle(gw.clone(), conn.clone(), req))
+    };
+    let serving = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(serving, expired);
+    let mut shutdown = life.shutdown;
+    tokio::select! {
+        _ = serving.as_mut() => return,
+        // Dropping the connection closes the socket.
+        _ = &mut expired => return,
+        _ = shutdown.changed() => {}
+    }
+    // Shutdown: finish requests in flight (their responses say `Connection:
+    // close`), close idle keep-alive connections now.
+    serving.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.shutdown_timeout, serving).await;
+}

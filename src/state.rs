@@ -1,0 +1,39 @@
+//! What a request reads: one immutable `GatewayState` snapshot per request,
+//! held in an `ArcSwap` so a reload can replace it without stopping traffic.
+//! The upstream client (and its connection pool) outlives snapshots.
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, Limits, Log};
+use crate::route::RouteTable;
+use crate::upstream::Upstreams;
+
+pub struct GatewayState {
+    pub routes: RouteTable,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+impl GatewayState {
+    pub fn new(config: &Config) -> GatewayState {
+        GatewayState {
+            routes: RouteTable::new(config.routes.clone()),
+            limits: config.limits,
+            log: config.log,
+        }
+    }
+}
+
+pub struct Gateway {
+    pub state: ArcSwap<GatewayState>,
+    pub upstreams: Upstreams,
+}
+
+impl Gateway {
+    pub fn new(config: &Config) -> std::io::Result<Gateway> {
+        Ok(Gateway {
+            state: ArcSwap::from_pointee(GatewayState::new(config)),
+            upstreams: Upstreams::new(config.limits.idle_timeout)?,
+        })
+    }
+}
