@@ -1,0 +1,167 @@
+//! Config tests: YAML in, positioned errors (or a validated value) out.
+
+use std::path::Path;
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "PORT" => Some("4000".into()),
+        "SECRET_A" => Some("a".repeat(32)),
+        "SECRET_B" => Some("b".repeat(32)),
+        _ => None,
+    }
+}
+
+fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
+    parse(text, Path::new("/tmp/gw-test/gateway.yaml"), &env)
+}
+
+/// Each error as `LINE:COL: path: message`, for compact assertions.
+fn errors(text: &str) -> Vec<String> {
+    match parse_str(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.errors.iter().map(|e| format!("{}:{}: {}: {}", e.pos.line, e.pos.col, e.path, e.message)).collect(),
+    }
+}
+
+fn assert_error(text: &str, at: &str, contains: &str) {
+    let errs = errors(text);
+    assert!(
+        errs.iter().any(|e| e.starts_with(at) && e.contains(contains)),
+        "wanted an error at {at} containing {contains:?}, got:\n{}",
+        errs.join("\n")
+    );
+}
+
+const ROUTE: &str = "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:4000\n    auth: none\n";
+
+#[test]
+fn minimal_config_is_valid_with_defaults() {
+    let c = parse_str(&format!("listen: 127.0.0.1:3000\n{ROUTE}")).unwrap();
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.limits.max_body, 10 * 1024 * 1024);
+    assert_eq!(c.routes[0].timeout, std::time::Duration::from_secs(30));
+    assert!(c.log.access);
+    assert_eq!(c.listener_count(), 1);
+}
+
+#[test]
+fn the_shipped_gateway_yaml_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    let c = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.listen, Some("127.0.0.1:3000".parse().unwrap()));
+    assert!(c.auth.is_some());
+    assert!(c.routes.iter().any(|r| matches!(r.target, Target::Echo) && r.auth == AuthMode::Required));
+}
+
+#[test]
+fn unknown_keys_are_errors_with_position() {
+    assert_error(&format!("listen: 127.0.0.1:3000\nlisten_addr: x\n{ROUTE}"), "2:1", "unknown key `listen_addr`");
+    assert_error(
+        "listen: 127.0.0.1:3000\nroutes:\n  - name: a\n    path: /a\n    upsream: http://x\n    auth: none\n",
+        "5:5",
+        "unknown field `upsream`",
+    );
+    assert_error(&format!("listen: 127.0.0.1:3000\nlimits:\n  max_bdy: 1\n{ROUTE}"), "3:3", "max_bdy");
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    let text = "listen: nowhere\nroutes:\n  - name: a\n    path: a\n    upstream: ftp://x\n    auth: none\n  - name: a\n    path: /b\n    echo: true\n    auth: none\n    timeout: soon\n";
+    let errs = errors(text);
+    for want in ["1:9: listen", "4:11: routes[0].path", "5:15: routes[0].upstream", "7:11: routes[1].name", "11:14: routes[1].timeout"] {
+        assert!(errs.iter().any(|e| e.starts_with(want)), "missing {want} in:\n{}", errs.join("\n"));
+    }
+}
+
+#[test]
+fn missing_required_keys_point_at_the_enclosing_mapping() {
+    assert_error("listen: 127.0.0.1:3000\n", "1:1", "`routes` is required");
+    assert_error(ROUTE, "1:1", "`listen` or `tls` is required");
+    assert_error("listen: 127.0.0.1:3000\nroutes:\n  - name: a\n    echo: true\n    auth: none\n", "3:5", "missing field `path`");
+}
+
+#[test]
+fn env_interpolation_happens_before_interpretation() {
+    let c = parse_str("listen: 127.0.0.1:${PORT}\nlimits:\n  max_body: ${SIZE:-1KiB}\nroutes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:${PORT}\n    auth: none\n").unwrap();
+    assert_eq!(c.listen.unwrap().port(), 4000);
+    assert_eq!(c.limits.max_body, 1024);
+    // A number from the environment is still a number.
+    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  bcrypt_cost: ${{COST:-12}}\n{ROUTE}")).unwrap();
+    assert_eq!(c.auth.unwrap().bcrypt_cost, 12);
+    assert_error(&format!("listen: 127.0.0.1:1\nauth:\n  issuer: ${{MISSING_VAR}}\n{ROUTE}"), "3:11", "MISSING_VAR");
+    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  issuer: \"$${{literal}}\"\n{ROUTE}")).unwrap();
+    assert_eq!(c.auth.unwrap().issuer, "${literal}");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_files_folder() {
+    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  store: data/u.redb\n{ROUTE}")).unwrap();
+    assert_eq!(c.auth.unwrap().store, Path::new("/tmp/gw-test/data/u.redb"));
+}
+
+#[test]
+fn route_validation() {
+    let base = "listen: 127.0.0.1:1\nroutes:\n";
+    let cases = [
+        ("  - name: a\n    path: /a/{id\n    echo: true\n    auth: none\n", "4:11", "unbalanced"),
+        ("  - name: a\n    path: /a\n    auth: none\n", "3:5", "`upstream: URL` or `echo: true`"),
+        ("  - name: a\n    path: /a\n    echo: true\n    upstream: http://x\n    auth: none\n", "5:11", "not both"),
+        ("  - name: a\n    path: /a\n    upstream: localhost:80\n    auth: none\n", "5:15", "http://"),
+        ("  - name: a\n    path: /a\n    echo: true\n", "3:5", "no `auth` section"),
+        ("  - name: a\n    path: /a\n    echo: true\n    auth: maybe\n", "6:11", "maybe"),
+        ("  - name: a\n    path: /a\n    methods: [GIT, GET]\n    echo: true\n    auth: none\n", "5:15", "not an HTTP method"),
+    ];
+    for (routes, at, msg) in cases {
+        assert_error(&format!("{base}{routes}"), at, msg);
+    }
+}
+
+#[test]
+fn same_shape_routes_sharing_a_method_conflict() {
+    let text = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /items/{id}\n    echo: true\n    auth: none\n  - name: b\n    path: /items/{key}\n    methods: [GET]\n    echo: true\n    auth: none\n";
+    assert_error(text, "8:11", "same path shape");
+    let ok = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /items/{id}\n    methods: [PUT]\n    echo: true\n    auth: none\n  - name: b\n    path: /items/{key}\n    methods: [GET]\n    echo: true\n    auth: none\n";
+    assert!(parse_str(ok).is_ok());
+}
+
+#[test]
+fn cors_and_secret_rules() {
+    assert_error(
+        &format!("listen: 127.0.0.1:1\ncors:\n  allow_origins: [\"*\"]\n  allow_credentials: true\n{ROUTE}"),
+        "4:22",
+        "refused by browsers",
+    );
+    assert_error(&format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: short\n{ROUTE}"), "4:13", "at least 32 bytes");
+    assert_error(
+        &format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: ${{SECRET_A}}\n  refresh_token:\n    secret: ${{SECRET_A}}\n{ROUTE}"),
+        "6:13",
+        "must differ",
+    );
+    assert!(parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: ${{SECRET_A}}\n  refresh_token:\n    secret: ${{SECRET_B}}\n{ROUTE}")).is_ok());
+    let c = parse_str(&format!("listen: 127.0.0.1:1\ncors:\n  allow_origins: [\"http://a.test\"]\n{ROUTE}")).unwrap();
+    assert_eq!(c.cors.unwrap().allow_headers, ["Authorization", "Content-Type"]);
+}
+
+#[test]
+fn route_cors_off_and_override() {
+    let text = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /a\n    echo: true\n    auth: none\n    cors: off\n  - name: b\n    path: /b\n    echo: true\n    auth: none\n    cors:\n      allow_origins: [\"http://b.test\"]\n";
+    let c = parse_str(text).unwrap();
+    assert_eq!(c.routes[0].cors, RouteCors::Off);
+    assert!(matches!(&c.routes[1].cors, RouteCors::Policy(p) if p.allow_origins == ["http://b.test"]));
+}
+
+#[test]
+fn syntax_errors_are_positioned() {
+    let errs = errors("listen: 127.0.0.1:1\nroutes: [\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("3:") || errs[0].starts_with("2:"), "{errs:?}");
+}
+
+#[test]
+fn display_is_path_line_column_message() {
+    let e = parse_str("listen: nowhere\nroutes: []\n").unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("/tmp/gw-test/gateway.yaml:1:9: listen: "), "{text}");
+}

@@ -19,6 +19,18 @@ use super::units;
 use super::yaml::{Kind, Node};
 use crate::route::Template;
 
+const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+
 const TOP_LEVEL_KEYS: &[&str] = &["listen", "tls", "admin", "log", "limits", "auth", "cors", "routes"];
 
 /// Builds the validated config; `base` is the folder relative paths resolve against.
@@ -288,11 +300,13 @@ impl Validator<'_> {
     fn methods(&mut self, path: &str, names: &[String]) -> Vec<Method> {
         let mut out = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
+            // Only the standard methods: an extension method in this file is
+            // far more likely a typo than a WebDAV verb.
             let upper = name.to_ascii_uppercase();
-            match Method::from_bytes(upper.as_bytes()) {
-                Ok(m) if !out.contains(&m) => out.push(m),
-                Ok(_) => self.err(&format!("{path}[{i}]"), format!("method {name} is listed twice")),
-                Err(_) => self.err(&format!("{path}[{i}]"), format!("{name:?} is not an HTTP method")),
+            match STANDARD_METHODS.iter().find(|m| m.as_str() == upper) {
+                Some(m) if !out.contains(m) => out.push(m.clone()),
+                Some(_) => self.err(&format!("{path}[{i}]"), format!("method {name} is listed twice")),
+                None => self.err(&format!("{path}[{i}]"), format!("{name:?} is not an HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, CONNECT)")),
             }
         }
         out

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (Python standard library only).
+
+Subcommands:
+  free-ports N                   print N distinct free TCP ports on 127.0.0.1
+  wait-http PORT PATH PID SECS LEN
+                                 poll http://127.0.0.1:PORT/PATH until it answers
+                                 200 with a body of LEN bytes; fail early if PID dies
+  parse FILE                     parse one wrk output file, print JSON
+  brief FILE                     one human line for a wrk output file
+  report MANIFEST META OUTDIR    build summary.md + results.json, print the summary
+"""
+
+import http.client
+import json
+import os
+import re
+import socket
+import sys
+import time
+
+# ---------------------------------------------------------------- ports / readiness
+
+
+def free_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def wait_http(port, path, pid, secs, want_len):
+    deadline = time.monotonic() + secs
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            print(f"process {pid} exited before becoming ready ({last})", file=sys.stderr)
+            return 1
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            if resp.status == 200 and len(body) == want_len:
+                return 0
+            last = f"got status {resp.status}, {len(body)} body bytes"
+        except OSError as e:
+            last = f"{type(e).__name__}: {e}"
+        time.sleep(0.05)
+    print(f"not ready on 127.0.0.1:{port}{path} within {secs}s ({last})", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------- wrk parsing
+
+_TIME_SCALE_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def _time_ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"bad wrk time {text!r}")
+    return float(m.group(1)) * _TIME_SCALE_MS[m.group(2)]
+
+
+def parse_wrk(text):
+    """Return a dict with rps, p50_ms, p99_ms, requests, errors, valid, problems."""
+    r = {"rps": None, "p50_ms": None, "p75_ms": None, "p90_ms": None, "p99_ms": None,
+         "requests": None, "seconds": None, "errors": {}, "problems": []}
+    in_dist = False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("Latency Distribution"):
+            in_dist = True
+            continue
+        if in_dist:
+            m = re.fullmatch(r"(\d+)%\s+(\S+)", s)
+            if m:
+                key = {"50": "p50_ms", "75": "p75_ms", "90": "p90_ms", "99": "p99_ms"}.get(m.group(1))
+                if key:
+                    r[key] = _time_ms(m.group(2))
+                continue
+            in_dist = False
+        m = re.match(r"(\d+) requests in ([\d.]+\w+),", s)
+        if m:
+            r["requests"] = int(m.group(1))
+            r["seconds"] = _time_ms(m.group(2)) / 1e3
+            continue
+        m = re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", s)
+        if m:
+            for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
+                if int(v):
+                    r["errors"][k] = int(v)
+            continue
+        m = re.match(r"Non-2xx or 3xx responses: (\d+)", s)
+        if m:
+            if int(m.group(1)):
+                r["errors"]["non-2xx/3xx"] = int(m.group(1))
+            continue
+        m = re.match(r"Requests/sec:\s+([\d.]+)", s)
+        if m:
+            r["rps"] = float(m.group(1))
+            continue
+        if s.startswith("unable to connect"):
+            r["problems"].append(s)
+    if r["rps"] is None:
+        r["problems"].append("no Requests/sec line")
+    if r["p50_ms"] is None or r["p99_ms"] is None:
+        r["problems"].append("no latency distribution")
+    if not r["requests"]:
+        r["problems"].append("no requests completed")
+    for k, v in r["errors"].items():
+        r["problems"].append(f"{k} errors: {v}")
+    r["valid"] = not r["problems"]
+    return r
+
+
+def load_run(path):
+    try:
+        with open(path) as f:
+            return parse_wrk(f.read())
+    except OSError as e:
+        return {"rps": None, "p50_ms": None, "p99_ms": None, "errors": {},
+                "problems": [f"cannot read {path}: {e}"], "valid": False}
+
+
+def brief(path):
+    r = load_run(path)
+    if not r["valid"]:
+        return "INVALID: " + "; ".join(r["problems"])
+    return f"{r['rps']:>10.0f} req/s  p50 {fmt_ms(r['p50_ms'])}  p99 {fmt_ms(r['p99_ms'])}"
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(v):
+    if v is None:
+        return "n/a"
+    return f"{v * 1000:.0f} us" if abs(v) < 1 else f"{v:.2f} ms"
+
+
+def fmt_ratio(v):
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def fmt_mib(kib):
+    return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def read_meta(path):
+    meta = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if "=" in line:
+                k, v = line.split("=", 1)
+                meta[k] = v
+    return meta
+
+
+def report(manifest_path, meta_path, outdir):
+    meta = read_meta(meta_path)
+    runs = []  # (scenario, contender, conns, rawfile, note)
+    with open(manifest_path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 4:
+                runs.append(parts + [""] * (5 - len(parts)))
+    scenarios, contenders = [], []
+    results = {}
+    for scen, cont, conns, raw, note in runs:
+        if scen not in scenarios:
+            scenarios.append(scen)
+        if cont not in contenders:
+            contenders.append(cont)
+        r = load_run(os.path.join(outdir, raw))
+        if note:
+            r["problems"].append(note)
+            r["valid"] = False
+        r["raw"] = raw
+        r["connections"] = int(conns)
+        results[(scen, cont)] = r
+
+    def get(scen, cont, key):
+        r = results.get((scen, cont))
+        return r[key] if r and r["valid"] else None
+
+    gw_rss = int(meta["gateway_vmhwm_kib"]) if meta.get("gateway_vmhwm_kib") else None
+    ngx_rss = int(meta["nginx_worker_vmhwm_kib"]) if meta.get("nginx_worker_vmhwm_kib") else None
+
+    out = []
+    out.append(f"# Gateway benchmark, {meta.get('date', '?')} on {meta.get('host', '?')}")
+    out.append("")
+    out.append(f"- machine: {meta.get('cpu', '?')}, {meta.get('nproc', '?')} cores, "
+               f"kernel {meta.get('kernel', '?')}")
+    out.append(f"- tools: {meta.get('wrk_version', '?')}; {meta.get('nginx_version', '?')}")
+    out.append(f"- gateway: {meta.get('gateway', '?')}")
+    out.append(f"- wrk: `-t{meta.get('threads')} -d{meta.get('duration')} --latency`, "
+               f"warm-up {meta.get('warmup')} before each measured run, pinned to CPU "
+               f"{meta.get('load_cpu')} with the bare upstream; proxies pinned to CPU "
+               f"{meta.get('proxy_cpu')}, one worker each")
+    out.append(f"- request: `GET /bench`, HTTP/1.1 keep-alive, {meta.get('body_bytes')} B response body")
+    if meta.get("notes"):
+        for n in meta["notes"].split("|"):
+            out.append(f"- note: {n}")
+    out.append("")
+
+    out.append("## Runs")
+    out.append("")
+    out.append("| scenario | contender | req/s | p50 | p99 | raw |")
+    out.append("|---|---|---:|---:|---:|---|")
+    for scen in scenarios:
+        for cont in contenders:
+            r = results.get((scen, cont))
+            if r is None:
+                continue
+            if r["valid"]:
+                out.append(f"| {scen} | {cont} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | "
+                           f"{fmt_ms(r['p99_ms'])} | {r['raw']} |")
+            else:
+                out.append(f"| {scen} | {cont} | INVALID | - | - | {r['raw']}: "
+                           f"{'; '.join(r['problems'])} |")
+    out.append("")
+
+    out.append("## Ratios")
+    out.append("")
+    out.append("| scenario | gateway / nginx req/s | gateway / upstream req/s | "
+               "nginx / upstream req/s | p99 added, gateway | p99 added, nginx |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    derived = {}
+    for scen in scenarios:
+        up, gw, ng = (get(scen, c, "rps") for c in ("upstream", "gateway", "nginx"))
+        up99, gw99, ng99 = (get(scen, c, "p99_ms") for c in ("upstream", "gateway", "nginx"))
+        d = {
+            "gateway_over_nginx_rps": gw / ng if gw and ng else None,
+            "gateway_over_upstream_rps": gw / up if gw and up else None,
+            "nginx_over_upstream_rps": ng / up if ng and up else None,
+            "gateway_p99_added_ms": gw99 - up99 if gw99 is not None and up99 is not None else None,
+            "nginx_p99_added_ms": ng99 - up99 if ng99 is not None and up99 is not None else None,
+        }
+        derived[scen] = d
+        out.append(f"| {scen} | {fmt_ratio(d['gateway_over_nginx_rps'])} | "
+                   f"{fmt_ratio(d['gateway_over_upstream_rps'])} | "
+                   f"{fmt_ratio(d['nginx_over_upstream_rps'])} | "
+                   f"{fmt_ms(d['gateway_p99_added_ms'])} | {fmt_ms(d['nginx_p99_added_ms'])} |")
+    out.append("")
+
+    out.append("## Peak RSS (VmHWM after all runs)")
+    out.append("")
+    out.append(f"- gateway: {fmt_mib(gw_rss)}")
+    out.append(f"- nginx proxy worker (for reference): {fmt_mib(ngx_rss)}")
+    if meta.get("gateway_threads"):
+        out.append(f"- gateway threads: {meta['gateway_threads']}, "
+                   f"CPUs allowed: {meta.get('gateway_cpus', '?')}")
+    out.append("")
+
+    # Targets from issue "Gateway core", point 9.
+    targets = []
+
+    def verdict(ok):
+        return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+    for scen in scenarios:
+        conns = results[(scen, contenders[0])]["connections"]
+        if conns in (64, 256):
+            v = derived[scen]["gateway_over_nginx_rps"]
+            targets.append((f"{scen}: gateway req/s >= 1.0x nginx", fmt_ratio(v),
+                            verdict(None if v is None else v >= 1.0)))
+        if conns == 64:
+            v = derived[scen]["gateway_p99_added_ms"]
+            targets.append((f"{scen}: p99 added over upstream < 1 ms", fmt_ms(v),
+                            verdict(None if v is None else v < 1.0)))
+    targets.append(("gateway peak RSS < 30 MiB", fmt_mib(gw_rss),
+                    verdict(None if gw_rss is None else gw_rss < 30 * 1024)))
+    out.append("## Targets")
+    out.append("")
+    out.append("| target | value | verdict |")
+    out.append("|---|---:|---|")
+    for name, val, v in targets:
+        out.append(f"| {name} | {val} | {v} |")
+    out.append("")
+
+    text = "\n".join(out)
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write(text)
+    doc = {
+        "meta": meta,
+        "runs": [dict(scenario=s, contender=c, **{k: v for k, v in r.items()})
+                 for (s, c), r in results.items()],
+        "derived": derived,
+        "gateway_vmhwm_kib": gw_rss,
+        "nginx_worker_vmhwm_kib": ngx_rss,
+        "targets": [dict(target=n, value=v, verdict=x) for n, v, x in targets],
+    }
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    print(text)
+    invalid = any(not r["valid"] for r in results.values())
+    failed = any(x == "FAIL" for _, _, x in targets)
+    return 3 if invalid else (4 if failed else 0)
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[1], argv[2:]
+    if cmd == "free-ports":
+        print(" ".join(str(p) for p in free_ports(int(args[0]))))
+        return 0
+    if cmd == "wait-http":
+        port, path, pid, secs, want = args
+        return wait_http(int(port), path, int(pid), float(secs), int(want))
+    if cmd == "parse":
+        print(json.dumps(load_run(args[0]), indent=2))
+        return 0
+    if cmd == "brief":
+        print(brief(args[0]))
+        return 0
+    if cmd == "report":
+        return report(*args)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
