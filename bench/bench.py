@@ -3,6 +3,7 @@
 
 Subcommands:
   free-ports N                   print N distinct free TCP ports on 127.0.0.1
+  cpu-busy SECS [LIMIT]          per-CPU busy % over SECS seconds; exit 1 if one is over LIMIT
   wait-http PORT PATH PID SECS LEN
                                  poll http://127.0.0.1:PORT/PATH until it answers
                                  200 with a body of LEN bytes; fail early if PID dies
@@ -65,6 +66,27 @@ def wait_http(port, path, pid, secs, want_len):
         time.sleep(0.05)
     print(f"not ready on 127.0.0.1:{port}{path} within {secs}s ({last})", file=sys.stderr)
     return 1
+
+
+def cpu_busy(secs):
+    """Per-CPU busy percentage over SECS seconds, from /proc/stat (all namespaces)."""
+    def snap():
+        d = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3] != " ":
+                    v = [int(x) for x in line.split()[1:]]
+                    d[line.split()[0]] = (sum(v), v[3] + v[4])  # total, idle + iowait
+        return d
+    a = snap()
+    time.sleep(secs)
+    b = snap()
+    out = []
+    for cpu in a:
+        total = b[cpu][0] - a[cpu][0]
+        idle = b[cpu][1] - a[cpu][1]
+        out.append((cpu, 100.0 * (total - idle) / total if total else 0.0))
+    return out
 
 
 # ---------------------------------------------------------------- wrk parsing
@@ -176,28 +198,47 @@ def read_meta(path):
     return meta
 
 
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def report(manifest_path, meta_path, outdir):
     meta = read_meta(meta_path)
-    runs = []  # (scenario, contender, conns, rawfile, note)
+    scenarios, contenders = [], []
+    rounds = {}  # (scenario, contender) -> [parsed run, ...]
     with open(manifest_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 4:
-                runs.append(parts + [""] * (5 - len(parts)))
-    scenarios, contenders = [], []
+            if len(parts) < 5:
+                continue
+            scen, cont, conns, rnd, raw = parts[:5]
+            note = parts[5] if len(parts) > 5 else ""
+            if scen not in scenarios:
+                scenarios.append(scen)
+            if cont not in contenders:
+                contenders.append(cont)
+            r = load_run(os.path.join(outdir, raw))
+            if note:
+                r["problems"].append(note)
+                r["valid"] = False
+            r.update(raw=raw, round=int(rnd), connections=int(conns))
+            rounds.setdefault((scen, cont), []).append(r)
+
+    # A contender's figure for a scenario is the median over its rounds, and
+    # exists only if every round was clean: a run with errors is no result.
     results = {}
-    for scen, cont, conns, raw, note in runs:
-        if scen not in scenarios:
-            scenarios.append(scen)
-        if cont not in contenders:
-            contenders.append(cont)
-        r = load_run(os.path.join(outdir, raw))
-        if note:
-            r["problems"].append(note)
-            r["valid"] = False
-        r["raw"] = raw
-        r["connections"] = int(conns)
-        results[(scen, cont)] = r
+    for key, rs in rounds.items():
+        bad = [f"round {r['round']}: {'; '.join(r['problems'])}" for r in rs if not r["valid"]]
+        agg = {"connections": rs[0]["connections"], "rounds": len(rs), "valid": not bad,
+               "problems": bad}
+        if not bad:
+            for k in ("rps", "p50_ms", "p99_ms"):
+                agg[k] = _median([r[k] for r in rs])
+            agg["rps_min"] = min(r["rps"] for r in rs)
+            agg["rps_max"] = max(r["rps"] for r in rs)
+        results[key] = agg
 
     def get(scen, cont, key):
         r = results.get((scen, cont))
@@ -217,27 +258,29 @@ def report(manifest_path, meta_path, outdir):
                f"warm-up {meta.get('warmup')} before each measured run, pinned to CPU "
                f"{meta.get('load_cpu')} with the bare upstream; proxies pinned to CPU "
                f"{meta.get('proxy_cpu')}, one worker each")
+    out.append(f"- {meta.get('rounds', '?')} rounds, contender order rotated each round; "
+               f"figures are medians over the rounds")
     out.append(f"- request: `GET /bench`, HTTP/1.1 keep-alive, {meta.get('body_bytes')} B response body")
     if meta.get("notes"):
         for n in meta["notes"].split("|"):
             out.append(f"- note: {n}")
     out.append("")
 
-    out.append("## Runs")
+    out.append("## Results (medians)")
     out.append("")
-    out.append("| scenario | contender | req/s | p50 | p99 | raw |")
-    out.append("|---|---|---:|---:|---:|---|")
+    out.append("| scenario | contender | req/s | req/s min..max | p50 | p99 |")
+    out.append("|---|---|---:|---:|---:|---:|")
     for scen in scenarios:
         for cont in contenders:
             r = results.get((scen, cont))
             if r is None:
                 continue
             if r["valid"]:
-                out.append(f"| {scen} | {cont} | {r['rps']:.0f} | {fmt_ms(r['p50_ms'])} | "
-                           f"{fmt_ms(r['p99_ms'])} | {r['raw']} |")
+                out.append(f"| {scen} | {cont} | {r['rps']:.0f} | "
+                           f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | "
+                           f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} |")
             else:
-                out.append(f"| {scen} | {cont} | INVALID | - | - | {r['raw']}: "
-                           f"{'; '.join(r['problems'])} |")
+                out.append(f"| {scen} | {cont} | INVALID | {'; '.join(r['problems'])} | - | - |")
     out.append("")
 
     out.append("## Ratios")
@@ -261,6 +304,21 @@ def report(manifest_path, meta_path, outdir):
                    f"{fmt_ratio(d['gateway_over_upstream_rps'])} | "
                    f"{fmt_ratio(d['nginx_over_upstream_rps'])} | "
                    f"{fmt_ms(d['gateway_p99_added_ms'])} | {fmt_ms(d['nginx_p99_added_ms'])} |")
+    out.append("")
+
+    out.append("## Every run")
+    out.append("")
+    out.append("| scenario | contender | round | req/s | p50 | p99 | raw output |")
+    out.append("|---|---|---:|---:|---:|---:|---|")
+    for scen in scenarios:
+        for cont in contenders:
+            for r in rounds.get((scen, cont), []):
+                if r["valid"]:
+                    out.append(f"| {scen} | {cont} | {r['round']} | {r['rps']:.0f} | "
+                               f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {r['raw']} |")
+                else:
+                    out.append(f"| {scen} | {cont} | {r['round']} | INVALID | - | - | "
+                               f"{r['raw']}: {'; '.join(r['problems'])} |")
     out.append("")
 
     out.append("## Peak RSS (VmHWM after all runs)")
@@ -303,8 +361,8 @@ def report(manifest_path, meta_path, outdir):
         f.write(text)
     doc = {
         "meta": meta,
-        "runs": [dict(scenario=s, contender=c, **{k: v for k, v in r.items()})
-                 for (s, c), r in results.items()],
+        "results": [dict(scenario=s, contender=c, **r) for (s, c), r in results.items()],
+        "runs": [dict(scenario=s, contender=c, **r) for (s, c), rs in rounds.items() for r in rs],
         "derived": derived,
         "gateway_vmhwm_kib": gw_rss,
         "nginx_worker_vmhwm_kib": ngx_rss,
@@ -329,6 +387,11 @@ def main(argv):
     if cmd == "wait-http":
         port, path, pid, secs, want = args
         return wait_http(int(port), path, int(pid), float(secs), int(want))
+    if cmd == "cpu-busy":
+        busy = cpu_busy(float(args[0]))
+        print(" ".join(f"{c}={b:.0f}%" for c, b in busy))
+        limit = float(args[1]) if len(args) > 1 else 101.0
+        return 1 if any(b > limit for _, b in busy) else 0
     if cmd == "parse":
         print(json.dumps(load_run(args[0]), indent=2))
         return 0

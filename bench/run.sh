@@ -6,7 +6,9 @@
 #   BENCH_WARMUP       warm-up run before each measured run (3s)
 #   BENCH_CONNECTIONS  connection counts, one scenario each ("64 256")
 #   BENCH_THREADS      wrk threads (1)
-#   BENCH_CONTENDERS   which to measure, in order ("upstream gateway nginx")
+#   BENCH_CONTENDERS   which to measure ("upstream gateway nginx")
+#   BENCH_ROUNDS       rounds; each measures every contender once per scenario,
+#                      the order rotated per round; the medians are reported (3)
 #   BENCH_BUILD        auto: cargo build --release only if the binary is missing;
 #                      1: always build; 0: never build (gateway skipped if missing)
 #   GATEWAY_BIN        gateway binary (target/release/gateway)
@@ -26,6 +28,7 @@ DURATION="${BENCH_DURATION:-10s}"
 WARMUP="${BENCH_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64 256}"
 THREADS="${BENCH_THREADS:-1}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 CONTENDERS="${BENCH_CONTENDERS:-upstream gateway nginx}"
 BUILD="${BENCH_BUILD:-auto}"
 GATEWAY_BIN="${GATEWAY_BIN:-$ROOT/target/release/gateway}"
@@ -228,19 +231,20 @@ status_field() { # pid field -> value from /proc/PID/status
     awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ +/, ""); print; exit }' "/proc/$1/status" 2>/dev/null || true
 }
 
-run_one() { # scenario contender connections
-    local scen="$1" who="$2" conns="$3" port pid raw note="" rc=0
+run_one() { # scenario contender connections round
+    local scen="$1" who="$2" conns="$3" round="$4" port pid raw note="" rc=0
     port="${PORT[$who]}"; pid="${PID[$who]}"
-    raw="$scen.$who.txt"
+    raw="$scen.$who.r$round.txt"
     local url="http://127.0.0.1:$port$BENCH_PATH"
     taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --latency "$url" \
-        >"$OUT/$scen.$who.warmup.txt" 2>&1 || true
+        >"$OUT/$scen.$who.r$round.warmup.txt" 2>&1 || true
     taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$url" \
         >"$OUT/$raw" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || note="wrk exited $rc"
     alive "$pid" || note="${note:+$note; }$who died during the run"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$scen" "$who" "$conns" "$raw" "$note" >>"$OUT/manifest.tsv"
-    log "$(printf '%-28s %-9s %s' "$scen" "$who" "$(python3 "$HELPER" brief "$OUT/$raw")")${note:+ ($note)}"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$who" "$conns" "$round" "$raw" "$note" >>"$OUT/manifest.tsv"
+    log "$(printf 'round %s  %-28s %-9s %s' "$round" "$scen" "$who" \
+        "$(python3 "$HELPER" brief "$OUT/$raw")")${note:+ ($note)}"
 }
 
 main() {
@@ -261,7 +265,15 @@ main() {
     TMP="$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")"
     chmod 755 "$TMP" # nginx workers run as an unprivileged user
 
-    local measured=() notes=() who
+    local measured=() notes=() who busy
+    # Nothing of ours runs yet: CPU use now is someone else's (a compile,
+    # another benchmark) and skews every figure. Warn, and say so in the summary.
+    if ! busy="$(python3 "$HELPER" cpu-busy 2 10)"; then
+        log "warning: the machine is not idle ($busy); figures from this run are unreliable"
+        notes+=("machine not idle before start ($busy): figures unreliable")
+    else
+        log "CPU use before start: $busy"
+    fi
     for who in $CONTENDERS; do
         if [ "$who" = gateway ] && ! ensure_gateway_bin; then
             notes+=("gateway binary missing: gateway not measured")
@@ -287,10 +299,17 @@ main() {
         log "$who ready: pid ${PID[$who]} on 127.0.0.1:${PORT[$who]}"
     done
 
-    local conns scen
-    for conns in $CONNECTIONS; do
-        scen="h1_keepalive_c${conns}_get_1kib"
-        for who in "${measured[@]}"; do run_one "$scen" "$who" "$conns"; done
+    # Scenarios: one per connection count. Each round measures every contender
+    # once per scenario, the contender order rotated by one each round so that
+    # none is always first or last while the host's speed drifts.
+    local conns scen round n="${#measured[@]}" k
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for conns in $CONNECTIONS; do
+            scen="h1_keepalive_c${conns}_get_1kib"
+            for ((k = 0; k < n; k++)); do
+                run_one "$scen" "${measured[$(((k + round - 1) % n))]}" "$conns" "$round"
+            done
+        done
     done
 
     # Peak RSS and pinning facts, read before clean-up.
@@ -328,6 +347,7 @@ wrk_version=$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')
 nginx_version=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 gateway=$gw_desc
 threads=$THREADS
+rounds=$ROUNDS
 duration=$DURATION
 warmup=$WARMUP
 proxy_cpu=$PROXY_CPU

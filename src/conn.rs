@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 const NO_HEAD: u64 = u64::MAX;
@@ -22,6 +23,8 @@ pub struct ConnClock {
     /// When the head now being read started (`NO_HEAD`: none is being read).
     head_started_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Wakes the watcher when a deadline may have moved earlier.
+    changed: Notify,
 }
 
 /// The verdict of a look at the clock.
@@ -38,6 +41,7 @@ impl ConnClock {
             last_active_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            changed: Notify::new(),
         })
     }
 
@@ -50,6 +54,7 @@ impl ConnClock {
         self.last_active_ms.store(now, Ordering::Relaxed);
         if self.in_flight.load(Ordering::Relaxed) == 0 && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD {
             self.head_started_ms.store(now, Ordering::Relaxed);
+            self.changed.notify_one();
         }
     }
 
@@ -85,7 +90,10 @@ impl ConnClock {
 /// Completes when the connection has timed out (then the caller drops it).
 pub async fn expired(clock: Arc<ConnClock>, header_timeout: Duration, idle_timeout: Duration) {
     while let Verdict::CheckAgainIn(wait) = clock.verdict(header_timeout, idle_timeout) {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = clock.changed.notified() => {}
+        }
     }
 }
 
@@ -95,6 +103,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.on_write();
+        self.0.changed.notify_one();
     }
 }
 

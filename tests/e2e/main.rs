@@ -1,1 +1,10 @@
+//! The one integration-test target: the real gateway and real upstreams on
+//! loopback ephemeral ports, asserting what crossed the wire at both ends.
 
+mod harness;
+
+mod cli;
+mod forwarding;
+mod limits;
+mod routing;
+mod upstream_faults;

@@ -1,0 +1,181 @@
+//! What crosses the gateway: headers added, replaced or stripped both ways,
+//! request ids, pooling, echo routes, and several targets.
+
+use std::time::Duration;
+
+use crate::harness::{raw, Gateway, Upstream};
+
+fn route_to(up: &Upstream) -> String {
+    format!("routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n", up.url())
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set_and_client_values_replaced() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let res = gw
+        .client()
+        .get("/x")
+        .header("host", "public.example")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("authorization", "Bearer opaque-value")
+        .send()
+        .await;
+    assert_eq!(res.status, 200);
+    let got = up.last();
+    assert_eq!(got.headers["host"], up.addr.to_string());
+    assert_eq!(got.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(got.headers["x-forwarded-proto"], "http");
+    assert_eq!(got.headers["x-forwarded-host"], "public.example");
+    assert_eq!(got.headers["authorization"], "Bearer opaque-value");
+}
+
+#[tokio::test]
+async fn client_sent_principal_headers_never_reach_the_upstream() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    // Raw bytes, so the exact spellings (and duplicates) reach the gateway.
+    let req = "GET /x HTTP/1.1\r\nHost: a\r\nX-Principal-Id: admin\r\nx-principal-email: root@x\r\nX-PRINCIPAL-SCOPES: all\r\nX-Principal-Id: again\r\nX-Principal-Anything: 1\r\nConnection: close\r\n\r\n";
+    let reply = raw(gw.addr, req.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let got = up.last();
+    let leaked: Vec<_> = got.headers.keys().filter(|k| k.as_str().starts_with("x-principal-")).collect();
+    assert!(leaked.is_empty(), "leaked identity headers: {leaked:?}");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let res = gw
+        .client()
+        .get("/x")
+        .header("connection", "x-client-hop, x-forwarded-for, x-request-id")
+        .header("x-client-hop", "1")
+        .header("keep-alive", "timeout=1")
+        .header("te", "trailers")
+        .header("proxy-connection", "keep-alive")
+        .header("x-request-id", "client-chosen-id")
+        .send()
+        .await;
+    assert_eq!(res.status, 200);
+    let got = up.last();
+    for name in ["x-client-hop", "keep-alive", "te", "proxy-connection", "connection"] {
+        assert!(!got.headers.contains_key(name), "{name} was forwarded");
+    }
+    // Naming them in Connection does not remove what the gateway sets.
+    assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(got.headers["x-request-id"], "client-chosen-id");
+    // And back: the upstream's hop-by-hop headers stop at the gateway.
+    assert!(res.header("x-upstream-hop").is_none());
+    assert!(res.header("keep-alive").is_none());
+    assert_eq!(res.header("x-upstream"), Some("yes"));
+}
+
+#[tokio::test]
+async fn request_id_is_kept_when_sane_else_generated_and_always_returned() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let res = gw.client().get("/x").header("x-request-id", "abc-123").send().await;
+    assert_eq!(res.header("x-request-id"), Some("abc-123"));
+    assert_eq!(up.last().headers["x-request-id"], "abc-123");
+
+    let long = "x".repeat(129);
+    let res = gw.client().get("/x").header("x-request-id", &long).send().await;
+    let id = res.header("x-request-id").unwrap().to_string();
+    assert_ne!(id, long);
+    assert_eq!(up.last().headers["x-request-id"], id.as_str());
+
+    let a = gw.client().get("/x").send().await.header("x-request-id").unwrap().to_string();
+    let b = gw.client().get("/x").send().await.header("x-request-id").unwrap().to_string();
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let client = gw.client();
+    for _ in 0..20 {
+        assert_eq!(client.get("/x").send().await.status, 200);
+    }
+    assert_eq!(up.requests().len(), 20);
+    assert_eq!(up.connections(), 1, "sequential requests should reuse one upstream connection");
+}
+
+#[tokio::test]
+async fn request_and_response_bodies_pass_unchanged() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let res = gw.client().post("/upload").body(body.clone()).send().await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, "upstream ok");
+    let got = up.last();
+    assert_eq!(got.method, "POST");
+    assert!(got.complete);
+    assert_eq!(got.body.as_ref(), body.as_slice());
+}
+
+#[tokio::test]
+async fn echo_route_shows_the_request_as_it_would_be_forwarded() {
+    let yaml = "routes:\n  - { name: echo, path: /api/*, strip_prefix: /api, echo: true, auth: none }\n";
+    let gw = Gateway::start(yaml).await;
+    let res = gw
+        .client()
+        .get("/api/a/../b?x=1")
+        .header("x-principal-id", "forged")
+        .header("accept", "text/plain")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    assert_eq!(res.status, 200);
+    let j = res.json();
+    assert_eq!(j["method"], "GET");
+    assert_eq!(j["path"], "/b?x=1");
+    assert_eq!(j["headers"]["accept"], "text/plain, application/json");
+    assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert!(j["headers"].get("x-principal-id").is_none());
+    assert_eq!(j["headers"]["x-request-id"], res.header("x-request-id").unwrap());
+}
+
+#[tokio::test]
+async fn several_targets_round_robin() {
+    let (a, b) = (Upstream::start().await, Upstream::start().await);
+    let yaml = format!("routes:\n  - name: rr\n    path: /*\n    upstream: [{}, {}]\n    auth: none\n", a.url(), b.url());
+    let gw = Gateway::start(&yaml).await;
+    for _ in 0..10 {
+        assert_eq!(gw.client().get("/x").send().await.status, 200);
+    }
+    assert_eq!((a.requests().len(), b.requests().len()), (5, 5));
+}
+
+#[tokio::test]
+async fn a_refusing_target_is_skipped_and_the_request_retried_with_its_body() {
+    let live = Upstream::start().await;
+    let dead = {
+        // Bind then drop: nothing listens there now, so connects are refused.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let yaml = format!("routes:\n  - name: rr\n    path: /*\n    upstream: [http://{dead}, {}]\n    auth: none\n", live.url());
+    let gw = Gateway::start(&yaml).await;
+    for i in 0..6 {
+        let res = gw.client().post("/submit").body(format!("payload {i}")).send().await;
+        assert_eq!(res.status, 200, "request {i}: {:?}", res.body);
+    }
+    let bodies: Vec<_> = live.requests().iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    assert_eq!(bodies, (0..6).map(|i| format!("payload {i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_single_refusing_target_is_502() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let yaml = format!("routes:\n  - {{ name: gone, path: /*, upstream: http://{dead}, auth: none, timeout: 5s }}\n");
+    let gw = Gateway::start(&yaml).await;
+    let started = std::time::Instant::now();
+    gw.client().get("/x").send().await.assert_error(502);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -1,0 +1,192 @@
+//! The gateway under test: in process (`Gateway::start`) or as the built
+//! binary (`Binary`), always on 127.0.0.1 port 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::client::Client;
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts the gateway with `yaml` (its `listen` is replaced by 127.0.0.1:0).
+    /// Bound before this returns, so it is ready.
+    pub async fn start(yaml: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        let config = gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let listeners = gateway::Listeners::bind(&config).unwrap();
+        let addr = listeners.plain_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            gateway::run(config, listeners, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Gateway {
+            addr,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    /// Stops and waits for the drain to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.task.take().unwrap().await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Replaces (or adds) the top-level `listen:` with an ephemeral port.
+pub fn with_ephemeral_listen(yaml: &str) -> String {
+    let body: Vec<&str> = yaml.lines().filter(|l| !l.starts_with("listen:")).collect();
+    format!("listen: 127.0.0.1:0\n{}\n", body.join("\n"))
+}
+
+/// The built `gateway` binary, killed by PID on drop.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gateway"))
+}
+
+impl Binary {
+    /// Runs `gateway serve` on a copy of `yaml` with a free port, waiting for
+    /// the ready line (which names the bound address).
+    pub async fn serve(yaml: &str) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        Binary::serve_file(&file, dir).await
+    }
+
+    pub async fn serve_file(file: &Path, dir: tempfile::TempDir) -> Binary {
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(file)
+            .env("GATEWAY_WORKERS", "2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = stderr.lock().unwrap().clone();
+            if let Some(addr) = text.lines().find(|l| l.contains("gateway ready")).and_then(ready_addr) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("gateway exited with {status} before ready:\n{text}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "gateway not ready in time:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Binary {
+            child,
+            addr,
+            dir,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most 20 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "gateway ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ready_addr(line: &str) -> Option<SocketAddr> {
+    let start = line.find("http://")? + "http://".len();
+    let rest = &line[start..];
+    let end = rest.find(|c: char| c == '"' || c == ' ' || c == ',').unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn collect(mut r: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
+}

@@ -1,0 +1,20 @@
+//! Shared test harness: a real recording upstream, the real gateway (in
+//! process or as the built binary), and clients that speak HTTP/1.1 on
+//! loopback ephemeral ports. No fixed ports, no readiness sleeps.
+
+mod client;
+pub mod gateway;
+mod upstream;
+
+pub use client::{raw, raw_keepalive, Client, Reply};
+pub use gateway::{Binary, Gateway};
+pub use upstream::{full, Recorded, Upstream};
+
+/// Polls `f` until it returns true or the deadline passes.
+pub async fn eventually(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,132 @@
+//! Request limits and malformed input: 413, 431, slow heads, conflicting
+//! framing. None of it may crash or wedge the gateway.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{raw, raw_keepalive, Gateway, Upstream};
+
+fn limited(up: &Upstream, extra: &str) -> String {
+    format!("limits:\n  max_body: 1KiB\n{extra}routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n", up.url())
+}
+
+#[tokio::test]
+async fn declared_body_over_max_body_is_413_and_never_forwarded() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    gw.client().post("/x").body(vec![b'a'; 1025]).send().await.assert_error(413);
+    assert_eq!(gw.client().post("/x").body(vec![b'a'; 1024]).send().await.status, 200);
+    assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn chunked_body_crossing_the_limit_is_413_and_the_upstream_sees_an_abort() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+    // 600 bytes, then 600 more: the second chunk crosses 1 KiB.
+    let chunk = format!("258\r\n{}\r\n", "b".repeat(600));
+    s.write_all(chunk.as_bytes()).await.unwrap();
+    s.write_all(chunk.as_bytes()).await.unwrap();
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let reply = String::from_utf8_lossy(&out);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    // Whatever the upstream got, it never saw a complete body.
+    assert!(up.requests().iter().all(|r| !r.complete), "{:?}", up.requests());
+}
+
+#[tokio::test]
+async fn oversized_head_is_431() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let req = format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "h".repeat(70 * 1024));
+    let reply = raw(gw.addr, req.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply:.200}");
+    // Just under the limit still works.
+    let req = format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "h".repeat(60 * 1024));
+    assert!(raw(gw.addr, req.as_bytes()).await.starts_with("HTTP/1.1 200"));
+    assert!(up.requests().iter().all(|r| r.headers.get("x-big").is_none_or(|v| v.len() < 64 * 1024)));
+}
+
+#[tokio::test]
+async fn slow_head_is_cut_at_header_timeout() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "  header_timeout: 300ms\n")).await;
+    // Slowloris: a head that never completes.
+    let (_, closed) = raw_keepalive(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\n", Duration::from_secs(3)).await;
+    assert!(closed, "the connection should be closed after header_timeout");
+    // A silent connection that never sends a byte is cut too (counted from accept).
+    let (_, closed) = raw_keepalive(gw.addr, b"", Duration::from_secs(3)).await;
+    assert!(closed);
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn keep_alive_idle_time_is_not_counted_as_header_time() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "  header_timeout: 300ms\n  idle_timeout: 5s\n")).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..2 {
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // Idle longer than header_timeout but well within idle_timeout.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(up.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "  idle_timeout: 300ms\n")).await;
+    let (reply, closed) = raw_keepalive(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(closed, "an idle keep-alive connection should be closed after idle_timeout");
+}
+
+#[tokio::test]
+async fn conflicting_framing_never_smuggles_a_second_request() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (_, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
+    assert!(closed, "the connection must not be reused after ambiguous framing");
+    assert!(up.requests().iter().all(|r| r.target != "/smuggled"), "a smuggled request reached the upstream");
+}
+
+#[tokio::test]
+#[ignore = "hyper drops Content-Length when Transfer-Encoding is present (TE wins, connection closed) before the gateway sees the request; answering 400 needs a head pre-scan (noted on issue #2)"]
+async fn conflicting_content_length_and_transfer_encoding_is_400_and_closed() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (reply, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(closed);
+    assert!(up.requests().iter().all(|r| r.target != "/smuggled"), "a smuggled request reached the upstream");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_and_other_connections_carry_on() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let garbage: [&[u8]; 5] = [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost a\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET /x HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    ];
+    for g in garbage {
+        let reply = raw(gw.addr, g).await;
+        assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 4"), "{:?} -> {reply}", String::from_utf8_lossy(g));
+    }
+    assert_eq!(gw.client().get("/x").send().await.status, 200);
+}
