@@ -1,6 +1,6 @@
 //! The one path a request takes. `handle` wraps: snapshot, request id, the
 //! error mapping, decoration and the access record. `run` is the linear
-//! sequence of stages: framing -> normalise -> route -> authorize -> limit -> rewrite
+//! sequence of stages: normalise -> route -> authorize -> limit -> rewrite
 //! -> forward (or echo).
 
 use std::convert::Infallible;
@@ -90,7 +90,6 @@ async fn run(
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
 ) -> Result<(Response<ResponseBody>, bool), GatewayError> {
-    check_framing(req.headers())?;
     ctx.path = route::normalize(req.uri().path()).map_err(|e| {
         ctx.path = req.uri().path().to_string();
         GatewayError::BadPath(e)
@@ -140,15 +139,6 @@ fn authorize(route: &Route) -> Result<(), GatewayError> {
     match route.auth {
         AuthMode::None => Ok(()),
         AuthMode::Required => Err(GatewayError::Unauthorized),
-    }
-}
-
-/// RFC 9112 section 6.1: a message with both is a smuggling attempt until
-/// proven otherwise; hyper would let Transfer-Encoding win, we refuse it.
-fn check_framing(h: &HeaderMap) -> Result<(), GatewayError> {
-    match h.contains_key(&headers::CONTENT_LENGTH) && h.contains_key(&headers::TRANSFER_ENCODING) {
-        true => Err(GatewayError::ConflictingFraming),
-        false => Ok(()),
     }
 }
 
