@@ -17,6 +17,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import sys
 import time
 
@@ -154,6 +155,31 @@ def parse_wrk(text):
     return r
 
 
+def cpu_during(path):
+    """Per-CPU busy % from a .cpu file: /proc/stat cpuN lines, '--', the same again."""
+    try:
+        with open(path) as f:
+            before, _, after = f.read().partition("--\n")
+    except OSError:
+        return {}
+
+    def counters(text):
+        d = {}
+        for line in text.splitlines():
+            f = line.split()
+            if f and f[0].startswith("cpu"):
+                v = [int(x) for x in f[1:]]
+                d[f[0][3:]] = (sum(v), v[3] + v[4])
+        return d
+    a, b = counters(before), counters(after)
+    out = {}
+    for cpu in a:
+        if cpu in b and b[cpu][0] > a[cpu][0]:
+            total = b[cpu][0] - a[cpu][0]
+            out[cpu] = 100.0 * (total - (b[cpu][1] - a[cpu][1])) / total
+    return out
+
+
 def load_run(path):
     try:
         with open(path) as f:
@@ -224,6 +250,9 @@ def report(manifest_path, meta_path, outdir):
                 r["problems"].append(note)
                 r["valid"] = False
             r.update(raw=raw, round=int(rnd), connections=int(conns))
+            cpu = cpu_during(os.path.join(outdir, raw[: -len(".txt")] + ".cpu"))
+            r["proxy_cpu_busy"] = cpu.get(meta.get("proxy_cpu", "0"))
+            r["load_cpu_busy"] = cpu.get(meta.get("load_cpu", "1"))
             rounds.setdefault((scen, cont), []).append(r)
 
     # A contender's figure for a scenario is the median over its rounds, and
@@ -238,6 +267,8 @@ def report(manifest_path, meta_path, outdir):
                 agg[k] = _median([r[k] for r in rs])
             agg["rps_min"] = min(r["rps"] for r in rs)
             agg["rps_max"] = max(r["rps"] for r in rs)
+            agg["rps_mean"] = statistics.mean(r["rps"] for r in rs)
+            agg["rps_sd"] = statistics.stdev(r["rps"] for r in rs) if len(rs) > 1 else 0.0
         results[key] = agg
 
     def get(scen, cont, key):
@@ -268,8 +299,8 @@ def report(manifest_path, meta_path, outdir):
 
     out.append("## Results (medians)")
     out.append("")
-    out.append("| scenario | contender | req/s | req/s min..max | p50 | p99 |")
-    out.append("|---|---|---:|---:|---:|---:|")
+    out.append("| scenario | contender | req/s | req/s mean ± sd | req/s min..max | p50 | p99 |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
     for scen in scenarios:
         for cont in contenders:
             r = results.get((scen, cont))
@@ -277,10 +308,11 @@ def report(manifest_path, meta_path, outdir):
                 continue
             if r["valid"]:
                 out.append(f"| {scen} | {cont} | {r['rps']:.0f} | "
+                           f"{r['rps_mean']:.0f} ± {r['rps_sd']:.0f} | "
                            f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | "
                            f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} |")
             else:
-                out.append(f"| {scen} | {cont} | INVALID | {'; '.join(r['problems'])} | - | - |")
+                out.append(f"| {scen} | {cont} | INVALID | {'; '.join(r['problems'])} | - | - | - |")
     out.append("")
 
     out.append("## Ratios")
@@ -308,16 +340,25 @@ def report(manifest_path, meta_path, outdir):
 
     out.append("## Every run")
     out.append("")
-    out.append("| scenario | contender | round | req/s | p50 | p99 | raw output |")
-    out.append("|---|---|---:|---:|---:|---:|---|")
+    out.append("Busy % of the proxy CPU and of the load CPU (wrk + bare upstream) during")
+    out.append("each measured run. A proxy run should have the proxy CPU near 100 %; when")
+    out.append("the load CPU is the saturated one instead, the run measured the load side.")
+    out.append("")
+    out.append("| scenario | contender | round | req/s | p50 | p99 | proxy CPU | load CPU | raw output |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+
+    def pct(v):
+        return "n/a" if v is None else f"{v:.0f}%"
     for scen in scenarios:
         for cont in contenders:
             for r in rounds.get((scen, cont), []):
+                cpus = f"{pct(r.get('proxy_cpu_busy'))} | {pct(r.get('load_cpu_busy'))}"
                 if r["valid"]:
                     out.append(f"| {scen} | {cont} | {r['round']} | {r['rps']:.0f} | "
-                               f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {r['raw']} |")
+                               f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | {cpus} | "
+                               f"{r['raw']} |")
                 else:
-                    out.append(f"| {scen} | {cont} | {r['round']} | INVALID | - | - | "
+                    out.append(f"| {scen} | {cont} | {r['round']} | INVALID | - | - | {cpus} | "
                                f"{r['raw']}: {'; '.join(r['problems'])} |")
     out.append("")
 

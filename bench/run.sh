@@ -32,6 +32,7 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 CONTENDERS="${BENCH_CONTENDERS:-upstream gateway nginx}"
 BUILD="${BENCH_BUILD:-auto}"
 GATEWAY_BIN="${GATEWAY_BIN:-$ROOT/target/release/gateway}"
+case "$GATEWAY_BIN" in /*) ;; *) GATEWAY_BIN="$PWD/$GATEWAY_BIN" ;; esac # the gateway runs in a temp dir
 PROXY_CPU="${BENCH_PROXY_CPU:-0}"
 LOAD_CPU="${BENCH_LOAD_CPU:-1}"
 READY_SECS="${BENCH_READY_SECS:-20}"
@@ -238,8 +239,11 @@ run_one() { # scenario contender connections round
     local url="http://127.0.0.1:$port$BENCH_PATH"
     taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --latency "$url" \
         >"$OUT/$scen.$who.r$round.warmup.txt" 2>&1 || true
+    # Per-CPU counters around the measured run: shows which side was the bottleneck.
+    grep '^cpu[0-9]' /proc/stat >"$OUT/$scen.$who.r$round.cpu"
     taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$url" \
         >"$OUT/$raw" 2>&1 || rc=$?
+    { echo --; grep '^cpu[0-9]' /proc/stat; } >>"$OUT/$scen.$who.r$round.cpu"
     [ "$rc" -eq 0 ] || note="wrk exited $rc"
     alive "$pid" || note="${note:+$note; }$who died during the run"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$who" "$conns" "$round" "$raw" "$note" >>"$OUT/manifest.tsv"
@@ -260,7 +264,7 @@ main() {
     [ -n "$host" ] || host=box
     OUT="${BENCH_RESULTS_DIR:-$BENCH_DIR/results/$(date +%F)-$host}"
     mkdir -p "$OUT"
-    rm -f "$OUT"/*.txt "$OUT/manifest.tsv" "$OUT/meta.env"
+    rm -f "$OUT"/*.txt "$OUT"/*.cpu "$OUT/manifest.tsv" "$OUT/meta.env"
     : >"$OUT/manifest.tsv"
     TMP="$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")"
     chmod 755 "$TMP" # nginx workers run as an unprivileged user

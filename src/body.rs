@@ -49,7 +49,12 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: u64, stats: Arc<RequestStats>, retry: Option<RetrySlot>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        stats: Arc<RequestStats>,
+        retry: Option<RetrySlot>,
+    ) -> Self {
         RequestBody {
             inner: Some(inner),
             limit,
@@ -65,7 +70,10 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.polled = true;
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
@@ -74,7 +82,9 @@ impl Body for RequestBody {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     self.seen += data.len() as u64;
-                    self.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.stats
+                        .bytes_in
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                     if self.seen > self.limit {
                         // An error, not an end: the upstream must see an aborted
                         // request, never a truncated body presented as complete.
@@ -115,7 +125,11 @@ pub trait OnComplete: Send + Sync + 'static {
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream { body: Incoming, silence: Duration, timer: Option<Pin<Box<Sleep>>> },
+    Upstream {
+        body: Incoming,
+        silence: Duration,
+        timer: Option<Pin<Box<Sleep>>>,
+    },
 }
 
 pub struct ResponseBody {
@@ -139,7 +153,11 @@ impl ResponseBody {
     /// Streams an upstream body; `silence` is the longest pause allowed between frames.
     pub fn upstream(body: Incoming, silence: Duration) -> Self {
         ResponseBody {
-            kind: Kind::Upstream { body, silence, timer: None },
+            kind: Kind::Upstream {
+                body,
+                silence,
+                timer: None,
+            },
             bytes_out: 0,
             on_complete: None,
             in_flight: None,
@@ -159,20 +177,31 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = match &mut this.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream { body, silence, timer } => match Pin::new(body).poll_frame(cx) {
+            Kind::Upstream {
+                body,
+                silence,
+                timer,
+            } => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(frame) => {
                     *timer = None;
                     Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
                 }
                 Poll::Pending => {
                     // The timer is created only when the upstream actually pauses.
-                    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + *silence)));
+                    let t = timer.get_or_insert_with(|| {
+                        Box::pin(tokio::time::sleep_until(Instant::now() + *silence))
+                    });
                     match t.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(*silence)) as BoxError))),
+                        Poll::Ready(()) => {
+                            Poll::Ready(Some(Err(Box::new(BodyStalled(*silence)) as BoxError)))
+                        }
                         Poll::Pending => Poll::Pending,
                     }
                 }

@@ -52,7 +52,9 @@ impl ConnClock {
     fn on_read(&self) {
         let now = self.now_ms();
         self.last_active_ms.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0 && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD
+        {
             self.head_started_ms.store(now, Ordering::Relaxed);
             self.changed.notify_one();
         }
@@ -120,7 +122,11 @@ impl<T> ClockedIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for ClockedIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -131,7 +137,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClockedIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.clock.on_write();
@@ -139,7 +149,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
         res
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.clock.on_write();

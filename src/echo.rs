@@ -26,6 +26,9 @@ pub fn respond(parts: &request::Parts, path_and_query: &str) -> Response<Respons
         "headers": headers_json,
     });
     let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
-    res.headers_mut().insert(&headers::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        &headers::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }

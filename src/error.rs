@@ -36,7 +36,9 @@ impl GatewayError {
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                UpstreamError::Connect(_) | UpstreamError::Reset(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::Connect(_)
+                | UpstreamError::Reset(_)
+                | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
             },
         }
     }
@@ -53,18 +55,31 @@ impl GatewayError {
         let mut res = Response::new(ResponseBody::full(body));
         *res.status_mut() = status;
         let h = res.headers_mut();
-        h.insert(&headers::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            &headers::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         match &self {
             GatewayError::MethodNotAllowed(methods) => {
-                let list = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                let list = methods
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if let Ok(v) = HeaderValue::from_str(&list) {
                     h.insert(&headers::ALLOW, v);
                 }
             }
             GatewayError::Unauthorized => {
-                h.insert(&headers::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gateway\""));
+                h.insert(
+                    &headers::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"gateway\""),
+                );
             }
-            GatewayError::BadPath(_) | GatewayError::NotFound | GatewayError::PayloadTooLarge(_) | GatewayError::Upstream(_) => {}
+            GatewayError::BadPath(_)
+            | GatewayError::NotFound
+            | GatewayError::PayloadTooLarge(_)
+            | GatewayError::Upstream(_) => {}
         }
         res
     }
@@ -95,9 +110,18 @@ mod tests {
             (GatewayError::Unauthorized, 401),
             (GatewayError::Upstream(UpstreamError::Timeout), 504),
             (GatewayError::Upstream(UpstreamError::BodyTooLarge(1)), 413),
-            (GatewayError::Upstream(UpstreamError::Connect("refused".into())), 502),
-            (GatewayError::Upstream(UpstreamError::Reset("reset".into())), 502),
-            (GatewayError::Upstream(UpstreamError::Protocol("bad".into())), 502),
+            (
+                GatewayError::Upstream(UpstreamError::Connect("refused".into())),
+                502,
+            ),
+            (
+                GatewayError::Upstream(UpstreamError::Reset("reset".into())),
+                502,
+            ),
+            (
+                GatewayError::Upstream(UpstreamError::Protocol("bad".into())),
+                502,
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(err.status().as_u16(), want, "{err:?}");

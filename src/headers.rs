@@ -2,7 +2,10 @@
 
 use http::header::HeaderName;
 
-pub use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, WWW_AUTHENTICATE};
+pub use http::header::{
+    ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    WWW_AUTHENTICATE,
+};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -17,4 +20,12 @@ pub const PRINCIPAL_PREFIX: &str = "x-principal-";
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded either way,
 /// in addition to the names listed in `Connection`.
-pub static HOP_BY_HOP: [&HeaderName; 7] = [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE];
+pub static HOP_BY_HOP: [&HeaderName; 7] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+];

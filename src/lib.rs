@@ -81,7 +81,11 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
 
 /// Serves until `shutdown` completes, then drains connections (at most
 /// `limits.shutdown_timeout`).
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let gw = Arc::new(Gateway::new(&config).map_err(StartError::Roots)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -95,7 +99,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             addr: config.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             source,
         })?;
-        addrs.push(format!("http://{}", l.local_addr().map_err(|source| StartError::Bind { addr: config.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()), source })?));
+        addrs.push(format!(
+            "http://{}",
+            l.local_addr().map_err(|source| StartError::Bind {
+                addr: config.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+                source
+            })?
+        ));
         tokio::spawn(server::accept_loop(l, gw.clone(), life.clone()));
     }
     tracing::info!(listeners = %addrs.join(" "), routes = config.routes.len(), "gateway ready");

@@ -48,7 +48,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         struct Message<'w, 'a>(&'w mut Writer<'a>, fmt::Result);
         impl Visit for Message<'_, '_> {
             fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

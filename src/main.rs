@@ -10,7 +10,11 @@ use gateway::config::{self, Config, LogFormat};
 use gateway::Listeners;
 
 #[derive(Parser)]
-#[command(name = "gateway", version, about = "A self-hosted API gateway with built-in sign-up, sign-in and a JWT authorizer")]
+#[command(
+    name = "gateway",
+    version,
+    about = "A self-hosted API gateway with built-in sign-up, sign-in and a JWT authorizer"
+)]
 struct Cli {
     /// Config file [default: $GATEWAY_CONFIG, else ./gateway.yaml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -55,7 +59,11 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn check(path: &std::path::Path) -> ExitCode {
     match load(path) {
         Ok(c) => {
-            println!("ok: {} routes, {} listeners", c.routes.len(), c.listener_count());
+            println!(
+                "ok: {} routes, {} listeners",
+                c.routes.len(),
+                c.listener_count()
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -107,8 +115,13 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .filter(|w| *w > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     match workers {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
     }
 }
 

@@ -38,7 +38,11 @@ struct RequestCtx {
     stats: Arc<RequestStats>,
 }
 
-pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let in_flight = conn.clock.request_started();
     let state = gw.state.load_full();
     let (start, time) = (Instant::now(), SystemTime::now());
@@ -56,7 +60,9 @@ pub async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming
             let id = ctx.request_id.to_str().unwrap_or_default();
             match e.is_client_fault() {
                 true => tracing::debug!(request_id = id, error = %e, "request refused"),
-                false => tracing::warn!(request_id = id, error = %e, source = ?std::error::Error::source(&e), "request failed"),
+                false => {
+                    tracing::warn!(request_id = id, error = %e, source = ?std::error::Error::source(&e), "request failed")
+                }
             }
             (e.into_response(), false)
         }
@@ -145,7 +151,9 @@ fn authorize(route: &Route) -> Result<(), GatewayError> {
 /// A declared `Content-Length` over the limit is refused before any byte is
 /// forwarded; chunked bodies are cut where they are read (`body.rs`).
 fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), GatewayError> {
-    let declared = h.get(&headers::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = h
+        .get(&headers::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     match declared {
         Some(n) if n > max => Err(GatewayError::PayloadTooLarge(max)),
         _ => Ok(()),
@@ -170,7 +178,11 @@ fn upstream_path(path: &str, route: &Route, query: Option<&str>) -> String {
 
 /// The host the client asked for: `Host`, else the request target's authority (HTTP/2).
 fn client_host(req: &Request<Incoming>) -> Option<String> {
-    match req.headers().get(&headers::HOST).and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get(&headers::HOST)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(h) => Some(h.to_string()),
         None => req.uri().authority().map(|a| a.as_str().to_string()),
     }

@@ -26,7 +26,10 @@ pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     strip_hop_by_hop(h);
     strip_principal(h);
     h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
-    h.insert(&headers::X_FORWARDED_PROTO, HeaderValue::from_static(origin.proto));
+    h.insert(
+        &headers::X_FORWARDED_PROTO,
+        HeaderValue::from_static(origin.proto),
+    );
     match host {
         Some(v) => h.insert(&headers::X_FORWARDED_HOST, v),
         None => h.remove(&headers::X_FORWARDED_HOST),
@@ -52,7 +55,14 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .filter(|name| ![&headers::CONTENT_LENGTH, &http::header::AUTHORIZATION, &headers::HOST].contains(&name))
+            .filter(|name| {
+                ![
+                    &headers::CONTENT_LENGTH,
+                    &http::header::AUTHORIZATION,
+                    &headers::HOST,
+                ]
+                .contains(&name)
+            })
             .collect();
         for name in listed {
             h.remove(&name);
@@ -65,7 +75,11 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// Removes every `X-Principal-*` header (names are lower-case in a `HeaderMap`).
 fn strip_principal(h: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = h.keys().filter(|n| n.as_str().starts_with(PRINCIPAL_PREFIX)).cloned().collect();
+    let spoofed: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| n.as_str().starts_with(PRINCIPAL_PREFIX))
+        .cloned()
+        .collect();
     for name in spoofed {
         h.remove(&name);
     }
@@ -75,12 +89,18 @@ fn strip_principal(h: &mut HeaderMap) {
 /// only entry an upstream should trust.
 fn forwarded_for(h: &HeaderMap, client: IpAddr) -> HeaderValue {
     let mut value = String::new();
-    for v in h.get_all(&headers::X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+    for v in h
+        .get_all(&headers::X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
         value.push_str(v);
         value.push_str(", ");
     }
     value.push_str(&client.to_string());
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value"))
+    HeaderValue::from_str(&value).unwrap_or_else(|_| {
+        HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
+    })
 }
 
 #[cfg(test)]
@@ -99,7 +119,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -108,7 +131,10 @@ mod tests {
     fn client_cannot_drop_gateway_headers_via_connection() {
         let id = HeaderValue::from_static("rid");
         let mut h = map(&[
-            ("connection", "x-forwarded-for, x-request-id, authorization, content-length, x-custom"),
+            (
+                "connection",
+                "x-forwarded-for, x-request-id, authorization, content-length, x-custom",
+            ),
             ("authorization", "Bearer t"),
             ("content-length", "3"),
             ("x-custom", "gone"),
@@ -129,11 +155,18 @@ mod tests {
     #[test]
     fn principal_headers_are_stripped_whatever_the_case() {
         let id = HeaderValue::from_static("rid");
-        let mut h = map(&[("X-Principal-Id", "admin"), ("x-PRINCIPAL-scopes", "root"), ("x-principal", "keep")]);
+        let mut h = map(&[
+            ("X-Principal-Id", "admin"),
+            ("x-PRINCIPAL-scopes", "root"),
+            ("x-principal", "keep"),
+        ]);
         request(&mut h, &origin(&id));
         assert!(!h.contains_key("x-principal-id"));
         assert!(!h.contains_key("x-principal-scopes"));
-        assert!(h.contains_key("x-principal"), "only the X-Principal- prefix is reserved");
+        assert!(
+            h.contains_key("x-principal"),
+            "only the X-Principal- prefix is reserved"
+        );
     }
 
     #[test]

@@ -48,21 +48,39 @@ pub async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, life: Lifecycl
             proto: "http",
             clock: ConnClock::new(),
         };
-        tokio::spawn(connection(stream, Arc::new(conn), gw.clone(), builder.clone(), life.clone()));
+        tokio::spawn(connection(
+            stream,
+            Arc::new(conn),
+            gw.clone(),
+            builder.clone(),
+            life.clone(),
+        ));
     }
 }
 
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1().max_buf_size(MAX_HEAD);
-    b.http2().max_header_list_size(MAX_HEAD as u32).timer(TokioTimer::new());
+    b.http2()
+        .max_header_list_size(MAX_HEAD as u32)
+        .timer(TokioTimer::new());
     b
 }
 
-async fn connection(stream: TcpStream, conn: Arc<ConnInfo>, gw: Arc<Gateway>, builder: Arc<auto::Builder<TokioExecutor>>, life: Lifecycle) {
+async fn connection(
+    stream: TcpStream,
+    conn: Arc<ConnInfo>,
+    gw: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    life: Lifecycle,
+) {
     let limits = gw.state.load().limits;
     let io = TokioIo::new(ClockedIo::new(stream, conn.clock.clone()));
-    let expired = conn::expired(conn.clock.clone(), limits.header_timeout, limits.idle_timeout);
+    let expired = conn::expired(
+        conn.clock.clone(),
+        limits.header_timeout,
+        limits.idle_timeout,
+    );
     let service = {
         let conn = conn.clone();
         service_fn(move |req| pipeline::handle(gw.clone(), conn.clone(), req))

@@ -16,9 +16,16 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
     if chain.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert.display()));
     }
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+    let private_key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
     let provider = rustls::crypto::ring::default_provider();
     CertifiedKey::from_der(chain, private_key, &provider)
         .map(Arc::new)
-        .map_err(|e| format!("certificate {} and key {} do not match: {e}", cert.display(), key.display()))
+        .map_err(|e| {
+            format!(
+                "certificate {} and key {} do not match: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }

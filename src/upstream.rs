@@ -103,7 +103,12 @@ impl Upstreams {
         let deadline = Instant::now() + fwd.timeout;
         let first = self.pick(fwd.targets, None);
         if fwd.targets.len() == 1 {
-            let req = build(parts, RequestBody::new(body, limit.max, limit.stats, None), first, fwd.path_and_query);
+            let req = build(
+                parts,
+                RequestBody::new(body, limit.max, limit.stats, None),
+                first,
+                fwd.path_and_query,
+            );
             return self.send(req, deadline).await.map(|r| (r, first));
         }
         let slot: RetrySlot = Arc::new(Mutex::new(None));
@@ -118,7 +123,12 @@ impl Upstreams {
                     return Err(UpstreamError::Connect(e));
                 };
                 let second = self.pick(fwd.targets, Some(first));
-                let req = build(parts, RequestBody::new(body, limit.max, limit.stats, None), second, fwd.path_and_query);
+                let req = build(
+                    parts,
+                    RequestBody::new(body, limit.max, limit.stats, None),
+                    second,
+                    fwd.path_and_query,
+                );
                 let result = self.send(req, deadline).await;
                 if matches!(result, Err(UpstreamError::Connect(_))) {
                     self.mark_down(second);
@@ -129,7 +139,11 @@ impl Upstreams {
         }
     }
 
-    async fn send(&self, req: Request<RequestBody>, deadline: Instant) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send(
+        &self,
+        req: Request<RequestBody>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(res)) => Ok(res),
@@ -138,17 +152,34 @@ impl Upstreams {
     }
 
     /// Round robin over the targets, skipping those marked down (unless all are).
-    fn pick<'a>(&self, targets: &'a [UpstreamTarget], not: Option<&UpstreamTarget>) -> &'a UpstreamTarget {
+    fn pick<'a>(
+        &self,
+        targets: &'a [UpstreamTarget],
+        not: Option<&UpstreamTarget>,
+    ) -> &'a UpstreamTarget {
         if targets.len() == 1 {
             return &targets[0];
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let down = self.down.lock().map(|d| d.iter().filter(|(_, until)| *until > now).map(|(t, _)| t.clone()).collect::<Vec<_>>()).unwrap_or_default();
+        let down = self
+            .down
+            .lock()
+            .map(|d| {
+                d.iter()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(t, _)| t.clone())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
         (0..targets.len())
             .map(|i| &targets[(start + i) % targets.len()])
             .find(|t| Some(*t) != not && !down.contains(t))
-            .or_else(|| (0..targets.len()).map(|i| &targets[(start + i) % targets.len()]).find(|t| Some(*t) != not))
+            .or_else(|| {
+                (0..targets.len())
+                    .map(|i| &targets[(start + i) % targets.len()])
+                    .find(|t| Some(*t) != not)
+            })
             .unwrap_or(&targets[0])
     }
 
@@ -162,7 +193,12 @@ impl Upstreams {
 }
 
 /// The request as the chosen target receives it: absolute URI and `Host`.
-fn build(mut parts: request::Parts, body: RequestBody, target: &UpstreamTarget, path_and_query: &str) -> Request<RequestBody> {
+fn build(
+    mut parts: request::Parts,
+    body: RequestBody,
+    target: &UpstreamTarget,
+    path_and_query: &str,
+) -> Request<RequestBody> {
     let pq = match target.base_path.is_empty() {
         true => PathAndQuery::from_str(path_and_query),
         false => PathAndQuery::from_str(&format!("{}{}", target.base_path, path_and_query)),

@@ -11,8 +11,16 @@ use super::yaml::{is_null_text, Kind, Node};
 
 /// Deserializes `T` from a node; `path` is the node's YAML path.
 pub fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node, path: &str) -> Result<T, ConfigError> {
-    T::deserialize(NodeDe { node, path: path.to_string() }).map_err(|e| {
-        ConfigError::new(e.pos.unwrap_or(node.pos), e.path.unwrap_or_else(|| path.to_string()), e.message)
+    T::deserialize(NodeDe {
+        node,
+        path: path.to_string(),
+    })
+    .map_err(|e| {
+        ConfigError::new(
+            e.pos.unwrap_or(node.pos),
+            e.path.unwrap_or_else(|| path.to_string()),
+            e.message,
+        )
     })
 }
 
@@ -82,7 +90,9 @@ fn resolve(s: &str) -> Plain<'_> {
     if let Ok(i) = s.parse::<i64>() {
         return Plain::Int(i);
     }
-    let numeric = s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+    let numeric = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
     if numeric && s.bytes().any(|b| b.is_ascii_digit()) {
         if let Ok(f) = s.parse::<f64>() {
             return Plain::Float(f);
@@ -104,7 +114,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
                 Plain::Float(f) => visitor.visit_f64(f),
                 Plain::Str(s) => visitor.visit_borrowed_str(s),
             },
-            Kind::Scalar { value, plain: false } => visitor.visit_borrowed_str(value),
+            Kind::Scalar {
+                value,
+                plain: false,
+            } => visitor.visit_borrowed_str(value),
             Kind::Seq(items) => visitor.visit_seq(Items {
                 items: items.iter(),
                 path: self.path.clone(),
@@ -151,7 +164,8 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     ) -> Result<V::Value, DeError> {
         match &self.node.kind {
             Kind::Scalar { value, .. } => {
-                let de: de::value::StrDeserializer<'_, DeError> = value.as_str().into_deserializer();
+                let de: de::value::StrDeserializer<'_, DeError> =
+                    value.as_str().into_deserializer();
                 visitor.visit_enum(de).map_err(|e| self.at(e))
             }
             _ => Err(self.at(de::Error::custom("expected one of the listed words"))),
@@ -181,7 +195,10 @@ struct Items<'a> {
 impl<'de> SeqAccess<'de> for Items<'de> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         let Some(node) = self.items.next() else {
             return Ok(None);
         };
@@ -200,7 +217,10 @@ struct Entries<'a> {
 impl<'de> MapAccess<'de> for Entries<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
@@ -214,7 +234,10 @@ impl<'de> MapAccess<'de> for Entries<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (node, path) = self.value.take().expect("serde asks for a value after its key");
+        let (node, path) = self
+            .value
+            .take()
+            .expect("serde asks for a value after its key");
         seed.deserialize(NodeDe { node, path })
     }
 }
@@ -245,7 +268,11 @@ mod tests {
     fn type_error_points_at_the_value() {
         let root = yaml::parse("port: lots\nname: x\n").unwrap();
         let err = from_node::<Sample>(&root, "").unwrap_err();
-        assert_eq!((err.pos.line, err.pos.col, err.path.as_str()), (1, 7, "port"), "{err:?}");
+        assert_eq!(
+            (err.pos.line, err.pos.col, err.path.as_str()),
+            (1, 7, "port"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -56,10 +56,15 @@ fn substitute(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
         Some((n, d)) => (n, Some(d)),
         None => (inner, None),
     };
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!("`${{{inner}}}` is not a variable reference (NAME or NAME:-default)"));
+        return Err(format!(
+            "`${{{inner}}}` is not a variable reference (NAME or NAME:-default)"
+        ));
     }
     match (env(name), default) {
         (Some(v), Some(d)) if v.is_empty() => Ok(d.to_string()),

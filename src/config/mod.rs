@@ -19,13 +19,24 @@ pub use model::*;
 /// Loads and validates the file; every problem is returned, positioned.
 pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigErrors::new(file, vec![ConfigError::new(Pos::new(1, 1), "", format!("cannot read the file: {e}"))])
+        ConfigErrors::new(
+            file,
+            vec![ConfigError::new(
+                Pos::new(1, 1),
+                "",
+                format!("cannot read the file: {e}"),
+            )],
+        )
     })?;
     parse(&text, file, &|name| std::env::var(name).ok())
 }
 
 /// Parses config text as if read from `file` (relative paths resolve against its folder).
-pub fn parse(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+pub fn parse(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors::new(file, errors);
     let mut root = yaml::parse(text).map_err(|e| fail(vec![e]))?;
     let mut errors = Vec::new();
@@ -42,7 +53,9 @@ pub fn parse(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> R
 
 /// The path `serve` and `check` use: `--config`, else `$GATEWAY_CONFIG`, else `./gateway.yaml`.
 pub fn default_path() -> PathBuf {
-    std::env::var_os("GATEWAY_CONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("gateway.yaml"))
+    std::env::var_os("GATEWAY_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("gateway.yaml"))
 }
 
 impl Config {

@@ -162,7 +162,9 @@ impl<'de> Deserialize<'de> for RouteCors {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RouteCors, E> {
                 match s {
                     "off" => Ok(RouteCors::Off),
-                    _ => Err(E::custom(format!("expected `off` or a policy mapping, found {s:?}"))),
+                    _ => Err(E::custom(format!(
+                        "expected `off` or a policy mapping, found {s:?}"
+                    ))),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RouteCors, A::Error> {

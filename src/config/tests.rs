@@ -21,20 +21,26 @@ fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
 fn errors(text: &str) -> Vec<String> {
     match parse_str(text) {
         Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e.errors.iter().map(|e| format!("{}:{}: {}: {}", e.pos.line, e.pos.col, e.path, e.message)).collect(),
+        Err(e) => e
+            .errors
+            .iter()
+            .map(|e| format!("{}:{}: {}: {}", e.pos.line, e.pos.col, e.path, e.message))
+            .collect(),
     }
 }
 
 fn assert_error(text: &str, at: &str, contains: &str) {
     let errs = errors(text);
     assert!(
-        errs.iter().any(|e| e.starts_with(at) && e.contains(contains)),
+        errs.iter()
+            .any(|e| e.starts_with(at) && e.contains(contains)),
         "wanted an error at {at} containing {contains:?}, got:\n{}",
         errs.join("\n")
     );
 }
 
-const ROUTE: &str = "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:4000\n    auth: none\n";
+const ROUTE: &str =
+    "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:4000\n    auth: none\n";
 
 #[test]
 fn minimal_config_is_valid_with_defaults() {
@@ -52,26 +58,47 @@ fn the_shipped_gateway_yaml_is_valid() {
     let c = load(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.listen, Some("127.0.0.1:3000".parse().unwrap()));
     assert!(c.auth.is_some());
-    assert!(c.routes.iter().any(|r| matches!(r.target, Target::Echo) && r.auth == AuthMode::Required));
+    assert!(c
+        .routes
+        .iter()
+        .any(|r| matches!(r.target, Target::Echo) && r.auth == AuthMode::Required));
 }
 
 #[test]
 fn unknown_keys_are_errors_with_position() {
-    assert_error(&format!("listen: 127.0.0.1:3000\nlisten_addr: x\n{ROUTE}"), "2:1", "unknown key `listen_addr`");
+    assert_error(
+        &format!("listen: 127.0.0.1:3000\nlisten_addr: x\n{ROUTE}"),
+        "2:1",
+        "unknown key `listen_addr`",
+    );
     assert_error(
         "listen: 127.0.0.1:3000\nroutes:\n  - name: a\n    path: /a\n    upsream: http://x\n    auth: none\n",
         "5:5",
         "unknown field `upsream`",
     );
-    assert_error(&format!("listen: 127.0.0.1:3000\nlimits:\n  max_bdy: 1\n{ROUTE}"), "3:3", "max_bdy");
+    assert_error(
+        &format!("listen: 127.0.0.1:3000\nlimits:\n  max_bdy: 1\n{ROUTE}"),
+        "3:3",
+        "max_bdy",
+    );
 }
 
 #[test]
 fn every_error_is_reported_not_only_the_first() {
     let text = "listen: nowhere\nroutes:\n  - name: a\n    path: a\n    upstream: ftp://x\n    auth: none\n  - name: a\n    path: /b\n    echo: true\n    auth: none\n    timeout: soon\n";
     let errs = errors(text);
-    for want in ["1:9: listen", "4:11: routes[0].path", "5:15: routes[0].upstream", "7:11: routes[1].name", "11:14: routes[1].timeout"] {
-        assert!(errs.iter().any(|e| e.starts_with(want)), "missing {want} in:\n{}", errs.join("\n"));
+    for want in [
+        "1:9: listen",
+        "4:11: routes[0].path",
+        "5:15: routes[0].upstream",
+        "7:11: routes[1].name",
+        "11:14: routes[1].timeout",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want} in:\n{}",
+            errs.join("\n")
+        );
     }
 }
 
@@ -79,7 +106,11 @@ fn every_error_is_reported_not_only_the_first() {
 fn missing_required_keys_point_at_the_enclosing_mapping() {
     assert_error("listen: 127.0.0.1:3000\n", "1:1", "`routes` is required");
     assert_error(ROUTE, "1:1", "`listen` or `tls` is required");
-    assert_error("listen: 127.0.0.1:3000\nroutes:\n  - name: a\n    echo: true\n    auth: none\n", "3:5", "missing field `path`");
+    assert_error(
+        "listen: 127.0.0.1:3000\nroutes:\n  - name: a\n    echo: true\n    auth: none\n",
+        "3:5",
+        "missing field `path`",
+    );
 }
 
 #[test]
@@ -88,16 +119,29 @@ fn env_interpolation_happens_before_interpretation() {
     assert_eq!(c.listen.unwrap().port(), 4000);
     assert_eq!(c.limits.max_body, 1024);
     // A number from the environment is still a number.
-    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  bcrypt_cost: ${{COST:-12}}\n{ROUTE}")).unwrap();
+    let c = parse_str(&format!(
+        "listen: 127.0.0.1:1\nauth:\n  bcrypt_cost: ${{COST:-12}}\n{ROUTE}"
+    ))
+    .unwrap();
     assert_eq!(c.auth.unwrap().bcrypt_cost, 12);
-    assert_error(&format!("listen: 127.0.0.1:1\nauth:\n  issuer: ${{MISSING_VAR}}\n{ROUTE}"), "3:11", "MISSING_VAR");
-    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  issuer: \"$${{literal}}\"\n{ROUTE}")).unwrap();
+    assert_error(
+        &format!("listen: 127.0.0.1:1\nauth:\n  issuer: ${{MISSING_VAR}}\n{ROUTE}"),
+        "3:11",
+        "MISSING_VAR",
+    );
+    let c = parse_str(&format!(
+        "listen: 127.0.0.1:1\nauth:\n  issuer: \"$${{literal}}\"\n{ROUTE}"
+    ))
+    .unwrap();
     assert_eq!(c.auth.unwrap().issuer, "${literal}");
 }
 
 #[test]
 fn relative_paths_resolve_against_the_files_folder() {
-    let c = parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  store: data/u.redb\n{ROUTE}")).unwrap();
+    let c = parse_str(&format!(
+        "listen: 127.0.0.1:1\nauth:\n  store: data/u.redb\n{ROUTE}"
+    ))
+    .unwrap();
     assert_eq!(c.auth.unwrap().store, Path::new("/tmp/gw-test/data/u.redb"));
 }
 
@@ -105,13 +149,41 @@ fn relative_paths_resolve_against_the_files_folder() {
 fn route_validation() {
     let base = "listen: 127.0.0.1:1\nroutes:\n";
     let cases = [
-        ("  - name: a\n    path: /a/{id\n    echo: true\n    auth: none\n", "4:11", "unbalanced"),
-        ("  - name: a\n    path: /a\n    auth: none\n", "3:5", "`upstream: URL` or `echo: true`"),
-        ("  - name: a\n    path: /a\n    echo: true\n    upstream: http://x\n    auth: none\n", "5:11", "not both"),
-        ("  - name: a\n    path: /a\n    upstream: localhost:80\n    auth: none\n", "5:15", "http://"),
-        ("  - name: a\n    path: /a\n    echo: true\n", "3:5", "no `auth` section"),
-        ("  - name: a\n    path: /a\n    echo: true\n    auth: maybe\n", "6:11", "maybe"),
-        ("  - name: a\n    path: /a\n    methods: [GIT, GET]\n    echo: true\n    auth: none\n", "5:15", "not an HTTP method"),
+        (
+            "  - name: a\n    path: /a/{id\n    echo: true\n    auth: none\n",
+            "4:11",
+            "unbalanced",
+        ),
+        (
+            "  - name: a\n    path: /a\n    auth: none\n",
+            "3:5",
+            "`upstream: URL` or `echo: true`",
+        ),
+        (
+            "  - name: a\n    path: /a\n    echo: true\n    upstream: http://x\n    auth: none\n",
+            "5:11",
+            "not both",
+        ),
+        (
+            "  - name: a\n    path: /a\n    upstream: localhost:80\n    auth: none\n",
+            "5:15",
+            "http://",
+        ),
+        (
+            "  - name: a\n    path: /a\n    echo: true\n",
+            "3:5",
+            "no `auth` section",
+        ),
+        (
+            "  - name: a\n    path: /a\n    echo: true\n    auth: maybe\n",
+            "6:11",
+            "maybe",
+        ),
+        (
+            "  - name: a\n    path: /a\n    methods: [GIT, GET]\n    echo: true\n    auth: none\n",
+            "5:15",
+            "not an HTTP method",
+        ),
     ];
     for (routes, at, msg) in cases {
         assert_error(&format!("{base}{routes}"), at, msg);
@@ -133,15 +205,25 @@ fn cors_and_secret_rules() {
         "4:22",
         "refused by browsers",
     );
-    assert_error(&format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: short\n{ROUTE}"), "4:13", "at least 32 bytes");
+    assert_error(
+        &format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: short\n{ROUTE}"),
+        "4:13",
+        "at least 32 bytes",
+    );
     assert_error(
         &format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: ${{SECRET_A}}\n  refresh_token:\n    secret: ${{SECRET_A}}\n{ROUTE}"),
         "6:13",
         "must differ",
     );
     assert!(parse_str(&format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    secret: ${{SECRET_A}}\n  refresh_token:\n    secret: ${{SECRET_B}}\n{ROUTE}")).is_ok());
-    let c = parse_str(&format!("listen: 127.0.0.1:1\ncors:\n  allow_origins: [\"http://a.test\"]\n{ROUTE}")).unwrap();
-    assert_eq!(c.cors.unwrap().allow_headers, ["Authorization", "Content-Type"]);
+    let c = parse_str(&format!(
+        "listen: 127.0.0.1:1\ncors:\n  allow_origins: [\"http://a.test\"]\n{ROUTE}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.cors.unwrap().allow_headers,
+        ["Authorization", "Content-Type"]
+    );
 }
 
 #[test]
@@ -149,19 +231,27 @@ fn route_cors_off_and_override() {
     let text = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /a\n    echo: true\n    auth: none\n    cors: off\n  - name: b\n    path: /b\n    echo: true\n    auth: none\n    cors:\n      allow_origins: [\"http://b.test\"]\n";
     let c = parse_str(text).unwrap();
     assert_eq!(c.routes[0].cors, RouteCors::Off);
-    assert!(matches!(&c.routes[1].cors, RouteCors::Policy(p) if p.allow_origins == ["http://b.test"]));
+    assert!(
+        matches!(&c.routes[1].cors, RouteCors::Policy(p) if p.allow_origins == ["http://b.test"])
+    );
 }
 
 #[test]
 fn syntax_errors_are_positioned() {
     let errs = errors("listen: 127.0.0.1:1\nroutes: [\n");
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("3:") || errs[0].starts_with("2:"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("3:") || errs[0].starts_with("2:"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn display_is_path_line_column_message() {
     let e = parse_str("listen: nowhere\nroutes: []\n").unwrap_err();
     let text = e.to_string();
-    assert!(text.starts_with("/tmp/gw-test/gateway.yaml:1:9: listen: "), "{text}");
+    assert!(
+        text.starts_with("/tmp/gw-test/gateway.yaml:1:9: listen: "),
+        "{text}"
+    );
 }

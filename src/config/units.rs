@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -15,7 +17,11 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("{text:?} has no valid unit (write e.g. 250ms, 30s, 15m, 12h, 7d)")),
+        _ => {
+            return Err(format!(
+                "{text:?} has no valid unit (write e.g. 250ms, 30s, 15m, 12h, 7d)"
+            ))
+        }
     };
     n.checked_mul(per_unit_ms)
         .map(Duration::from_millis)
@@ -23,11 +29,13 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn size(text: &str) -> Result<u64, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (write bytes, or e.g. 512B, 64KiB, 10MiB, 1GiB)"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{text:?} is not a size (write bytes, or e.g. 512B, 64KiB, 10MiB, 1GiB)")
+    })?;
     let mult: u64 = match unit.trim_start() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -35,7 +43,8 @@ pub fn size(text: &str) -> Result<u64, String> {
         "GiB" => 1 << 30,
         _ => return Err(format!("{text:?} has no valid unit (B, KiB, MiB or GiB)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[cfg(test)]
@@ -49,7 +58,16 @@ mod tests {
         assert_eq!(duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(duration("12h"), Ok(Duration::from_secs(43_200)));
         assert_eq!(duration("7d"), Ok(Duration::from_secs(604_800)));
-        for bad in ["", "10", "s", "1.5s", "-1s", "10 s", "5y", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 s",
+            "5y",
+            "99999999999999999999d",
+        ] {
             assert!(duration(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -31,7 +31,9 @@ const STANDARD_METHODS: [Method; 9] = [
     Method::CONNECT,
 ];
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "tls", "admin", "log", "limits", "auth", "cors", "routes"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen", "tls", "admin", "log", "limits", "auth", "cors", "routes",
+];
 
 /// Builds the validated config; `base` is the folder relative paths resolve against.
 pub fn config(root: &Node, file: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
@@ -87,7 +89,11 @@ impl Validator<'_> {
             routes: Vec::new(),
         };
         let Some(entries) = self.root.as_map() else {
-            self.errors.push(ConfigError::new(Pos::new(1, 1), "", "the file must be a YAML mapping"));
+            self.errors.push(ConfigError::new(
+                Pos::new(1, 1),
+                "",
+                "the file must be a YAML mapping",
+            ));
             return config;
         };
         let (mut listen, mut tls, mut routes) = (None, None, None);
@@ -117,20 +123,37 @@ impl Validator<'_> {
                         config.limits = self.limits(l);
                     }
                 }
-                "auth" => config.auth = self.section::<raw::Auth>(value, name).map(|a| self.auth(a)),
-                "cors" => config.cors = self.section::<raw::Cors>(value, name).map(|c| self.cors(c, "cors")),
+                "auth" => {
+                    config.auth = self.section::<raw::Auth>(value, name).map(|a| self.auth(a))
+                }
+                "cors" => {
+                    config.cors = self
+                        .section::<raw::Cors>(value, name)
+                        .map(|c| self.cors(c, "cors"))
+                }
                 "routes" => routes = Some(value),
                 _ => self.errors.push(ConfigError::new(
                     key.pos,
                     name,
-                    format!("unknown key `{name}`, expected one of: {}", TOP_LEVEL_KEYS.join(", ")),
+                    format!(
+                        "unknown key `{name}`, expected one of: {}",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
                 )),
             }
         }
         config.listen = listen.and_then(|l| self.addr("listen", &l));
         config.tls = tls.and_then(|t| self.tls(t));
-        if listen_missing(&config) && self.errors.iter().all(|e| !e.path.starts_with("listen") && !e.path.starts_with("tls")) {
-            self.err("", "`listen` or `tls` is required: the gateway needs somewhere to listen");
+        if listen_missing(&config)
+            && self
+                .errors
+                .iter()
+                .all(|e| !e.path.starts_with("listen") && !e.path.starts_with("tls"))
+        {
+            self.err(
+                "",
+                "`listen` or `tls` is required: the gateway needs somewhere to listen",
+            );
         }
         match routes {
             None => self.err("", "`routes` is required"),
@@ -185,9 +208,17 @@ impl Validator<'_> {
         };
         Limits {
             max_body,
-            header_timeout: self.duration("limits.header_timeout", l.header_timeout, d.header_timeout),
+            header_timeout: self.duration(
+                "limits.header_timeout",
+                l.header_timeout,
+                d.header_timeout,
+            ),
             idle_timeout: self.duration("limits.idle_timeout", l.idle_timeout, d.idle_timeout),
-            shutdown_timeout: self.duration("limits.shutdown_timeout", l.shutdown_timeout, d.shutdown_timeout),
+            shutdown_timeout: self.duration(
+                "limits.shutdown_timeout",
+                l.shutdown_timeout,
+                d.shutdown_timeout,
+            ),
         }
     }
 
@@ -196,14 +227,30 @@ impl Validator<'_> {
         if let Err(msg) = store_folder_writable(&store) {
             self.err("auth.store", msg);
         }
-        let access_token = self.token_keys("auth.access_token", a.access_token.unwrap_or_default(), Duration::from_secs(15 * 60), true);
-        let refresh_token = self.token_keys("auth.refresh_token", a.refresh_token.unwrap_or_default(), Duration::from_secs(7 * 86_400), false);
+        let access_token = self.token_keys(
+            "auth.access_token",
+            a.access_token.unwrap_or_default(),
+            Duration::from_secs(15 * 60),
+            true,
+        );
+        let refresh_token = self.token_keys(
+            "auth.refresh_token",
+            a.refresh_token.unwrap_or_default(),
+            Duration::from_secs(7 * 86_400),
+            false,
+        );
         if access_token.secret.is_some() && access_token.secret == refresh_token.secret {
-            self.err("auth.refresh_token.secret", "the refresh secret must differ from the access secret");
+            self.err(
+                "auth.refresh_token.secret",
+                "the refresh secret must differ from the access secret",
+            );
         }
         let bcrypt_cost = a.bcrypt_cost.unwrap_or(10);
         if !(4..=31).contains(&bcrypt_cost) {
-            self.err("auth.bcrypt_cost", format!("{bcrypt_cost} is out of range; bcrypt cost is 4..=31"));
+            self.err(
+                "auth.bcrypt_cost",
+                format!("{bcrypt_cost} is out of range; bcrypt cost is 4..=31"),
+            );
         }
         let leeway = self.duration("auth.leeway", a.leeway, Duration::ZERO);
         if leeway > Duration::from_secs(60) {
@@ -216,7 +263,11 @@ impl Validator<'_> {
             },
             Some(l) => SigninLimit {
                 failures: l.failures,
-                window: self.duration("auth.signin_limit.window", Some(l.window), Duration::from_secs(900)),
+                window: self.duration(
+                    "auth.signin_limit.window",
+                    Some(l.window),
+                    Duration::from_secs(900),
+                ),
             },
         };
         Auth {
@@ -233,31 +284,58 @@ impl Validator<'_> {
         }
     }
 
-    fn token_keys(&mut self, path: &str, t: raw::Token, default_ttl: Duration, asymmetric_allowed: bool) -> TokenKeys {
+    fn token_keys(
+        &mut self,
+        path: &str,
+        t: raw::Token,
+        default_ttl: Duration,
+        asymmetric_allowed: bool,
+    ) -> TokenKeys {
         let algorithm = match t.algorithm.as_deref() {
             None | Some("HS256") => Algorithm::HS256,
             Some("EdDSA") if asymmetric_allowed => Algorithm::EdDSA,
             Some("ES256") if asymmetric_allowed => Algorithm::ES256,
             Some("RS256") if asymmetric_allowed => Algorithm::RS256,
             Some(other) => {
-                let allowed = if asymmetric_allowed { "HS256, EdDSA, ES256 or RS256" } else { "HS256 (refresh tokens are only read by the gateway)" };
-                self.err(&format!("{path}.algorithm"), format!("unknown algorithm {other:?}; expected {allowed}"));
+                let allowed = if asymmetric_allowed {
+                    "HS256, EdDSA, ES256 or RS256"
+                } else {
+                    "HS256 (refresh tokens are only read by the gateway)"
+                };
+                self.err(
+                    &format!("{path}.algorithm"),
+                    format!("unknown algorithm {other:?}; expected {allowed}"),
+                );
                 Algorithm::HS256
             }
         };
         let secret = t.secret.filter(|s| !s.is_empty()).map(String::into_bytes);
         if secret.as_ref().is_some_and(|s| s.len() < 32) {
-            self.err(&format!("{path}.secret"), "a secret must be at least 32 bytes (256 bits)");
+            self.err(
+                &format!("{path}.secret"),
+                "a secret must be at least 32 bytes (256 bits)",
+            );
         }
         let private_key = t.private_key.map(|p| self.file_path(&p));
         match (algorithm, &secret, &private_key) {
-            (Algorithm::HS256, _, Some(_)) => self.err(&format!("{path}.private_key"), "HS256 uses `secret`, not `private_key`"),
+            (Algorithm::HS256, _, Some(_)) => self.err(
+                &format!("{path}.private_key"),
+                "HS256 uses `secret`, not `private_key`",
+            ),
             (Algorithm::HS256, _, None) => {}
-            (_, Some(_), _) => self.err(&format!("{path}.secret"), "asymmetric algorithms use `private_key`, not `secret`"),
-            (_, None, None) => self.err(path, "asymmetric algorithms need `private_key: PATH` (PEM)"),
+            (_, Some(_), _) => self.err(
+                &format!("{path}.secret"),
+                "asymmetric algorithms use `private_key`, not `secret`",
+            ),
+            (_, None, None) => {
+                self.err(path, "asymmetric algorithms need `private_key: PATH` (PEM)")
+            }
             (_, None, Some(p)) => {
                 if let Err(e) = std::fs::metadata(p) {
-                    self.err(&format!("{path}.private_key"), format!("cannot read {}: {e}", p.display()));
+                    self.err(
+                        &format!("{path}.private_key"),
+                        format!("cannot read {}: {e}", p.display()),
+                    );
                 }
             }
         }
@@ -265,35 +343,63 @@ impl Validator<'_> {
             algorithm,
             secret,
             private_key,
-            previous_keys: t.previous_keys.unwrap_or_default().iter().map(|p| self.file_path(p)).collect(),
+            previous_keys: t
+                .previous_keys
+                .unwrap_or_default()
+                .iter()
+                .map(|p| self.file_path(p))
+                .collect(),
             ttl: self.duration(&format!("{path}.ttl"), t.ttl, default_ttl),
         }
     }
 
     fn cors(&mut self, c: raw::Cors, path: &str) -> CorsPolicy {
-        let origins: Vec<String> = c.allow_origins.unwrap_or_default().iter().map(|o| o.to_ascii_lowercase()).collect();
+        let origins: Vec<String> = c
+            .allow_origins
+            .unwrap_or_default()
+            .iter()
+            .map(|o| o.to_ascii_lowercase())
+            .collect();
         let any_origin = origins.iter().any(|o| o == "*");
         if any_origin && origins.len() > 1 {
-            self.err(&format!("{path}.allow_origins"), "`*` must be the only entry when present");
+            self.err(
+                &format!("{path}.allow_origins"),
+                "`*` must be the only entry when present",
+            );
         }
         for (i, o) in origins.iter().enumerate().filter(|(_, o)| *o != "*") {
             if !is_origin(o) {
-                self.err(&format!("{path}.allow_origins[{i}]"), format!("{o:?} is not an origin; write scheme://host[:port] with no path"));
+                self.err(
+                    &format!("{path}.allow_origins[{i}]"),
+                    format!("{o:?} is not an origin; write scheme://host[:port] with no path"),
+                );
             }
         }
         let allow_credentials = c.allow_credentials.unwrap_or(false);
         if any_origin && allow_credentials {
             self.err(&format!("{path}.allow_credentials"), "`allow_origins: [\"*\"]` with `allow_credentials: true` is refused by browsers; list the origins instead");
         }
-        let methods = c.allow_methods.unwrap_or_else(|| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec());
+        let methods = c.allow_methods.unwrap_or_else(|| {
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec()
+        });
         CorsPolicy {
             allow_origins: origins,
             any_origin,
             allow_methods: self.methods(&format!("{path}.allow_methods"), &methods),
-            allow_headers: c.allow_headers.unwrap_or_else(|| vec!["Authorization".into(), "Content-Type".into()]),
-            expose_headers: c.expose_headers.unwrap_or_else(|| vec!["X-Request-Id".into()]),
+            allow_headers: c
+                .allow_headers
+                .unwrap_or_else(|| vec!["Authorization".into(), "Content-Type".into()]),
+            expose_headers: c
+                .expose_headers
+                .unwrap_or_else(|| vec!["X-Request-Id".into()]),
             allow_credentials,
-            max_age: self.duration(&format!("{path}.max_age"), c.max_age, Duration::from_secs(600)),
+            max_age: self.duration(
+                &format!("{path}.max_age"),
+                c.max_age,
+                Duration::from_secs(600),
+            ),
         }
     }
 
@@ -324,13 +430,29 @@ impl Validator<'_> {
         let mut names = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("routes[{i}]");
-            let Some(r) = self.section::<raw::Route>(item, &path) else { continue };
+            let Some(r) = self.section::<raw::Route>(item, &path) else {
+                continue;
+            };
             if !names.insert(r.name.clone()) {
-                self.err(&format!("{path}.name"), format!("duplicate route name {:?}", r.name));
+                self.err(
+                    &format!("{path}.name"),
+                    format!("duplicate route name {:?}", r.name),
+                );
             }
-            let Some(route) = self.route(r, &path, auth_configured) else { continue };
-            if let Some(other) = routes.iter().find(|o| o.template.same_shape(&route.template) && methods_overlap(o, &route)) {
-                self.err(&format!("{path}.path"), format!("route {:?} has the same path shape and a shared method as route {:?}", route.name, other.name));
+            let Some(route) = self.route(r, &path, auth_configured) else {
+                continue;
+            };
+            if let Some(other) = routes
+                .iter()
+                .find(|o| o.template.same_shape(&route.template) && methods_overlap(o, &route))
+            {
+                self.err(
+                    &format!("{path}.path"),
+                    format!(
+                        "route {:?} has the same path shape and a shared method as route {:?}",
+                        route.name, other.name
+                    ),
+                );
             }
             routes.push(route);
         }
@@ -338,13 +460,22 @@ impl Validator<'_> {
     }
 
     fn route(&mut self, r: raw::Route, path: &str, auth_configured: bool) -> Option<Route> {
-        let template = Template::parse(&r.path).map_err(|msg| self.err(&format!("{path}.path"), msg)).ok();
-        let methods = r.methods.map(|m| self.methods(&format!("{path}.methods"), &m));
+        let template = Template::parse(&r.path)
+            .map_err(|msg| self.err(&format!("{path}.path"), msg))
+            .ok();
+        let methods = r
+            .methods
+            .map(|m| self.methods(&format!("{path}.methods"), &m));
         let target = match (r.upstream, r.echo) {
-            (Some(u), None | Some(false)) => Target::Upstream(self.upstreams(&format!("{path}.upstream"), &u.0)),
+            (Some(u), None | Some(false)) => {
+                Target::Upstream(self.upstreams(&format!("{path}.upstream"), &u.0))
+            }
             (None, Some(true)) => Target::Echo,
             (Some(_), Some(true)) => {
-                self.err(&format!("{path}.echo"), "a route has either `upstream` or `echo: true`, not both");
+                self.err(
+                    &format!("{path}.echo"),
+                    "a route has either `upstream` or `echo: true`, not both",
+                );
                 Target::Echo
             }
             (None, _) => {
@@ -357,18 +488,27 @@ impl Validator<'_> {
             None | Some(raw::AuthMode::Required) => AuthMode::Required,
         };
         if auth == AuthMode::Required && !auth_configured {
-            let at = if r.auth.is_some() { format!("{path}.auth") } else { path.to_string() };
+            let at = if r.auth.is_some() {
+                format!("{path}.auth")
+            } else {
+                path.to_string()
+            };
             self.err(&at, "this route requires a token (`auth: required` is the default) but there is no `auth` section; add one, or set `auth: none`");
         }
         if let Some(p) = &r.strip_prefix {
             if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') {
-                self.err(&format!("{path}.strip_prefix"), "strip_prefix is an absolute path like /api, without a trailing /");
+                self.err(
+                    &format!("{path}.strip_prefix"),
+                    "strip_prefix is an absolute path like /api, without a trailing /",
+                );
             }
         }
         let cors = match r.cors {
             None => RouteCors::Inherit,
             Some(raw::RouteCors::Off) => RouteCors::Off,
-            Some(raw::RouteCors::Policy(c)) => RouteCors::Policy(self.cors(c, &format!("{path}.cors"))),
+            Some(raw::RouteCors::Policy(c)) => {
+                RouteCors::Policy(self.cors(c, &format!("{path}.cors")))
+            }
         };
         Some(Route {
             name: r.name.into(),
@@ -378,7 +518,11 @@ impl Validator<'_> {
             auth,
             scopes: r.scopes.unwrap_or_default(),
             strip_prefix: r.strip_prefix,
-            timeout: self.duration(&format!("{path}.timeout"), r.timeout, Duration::from_secs(30)),
+            timeout: self.duration(
+                &format!("{path}.timeout"),
+                r.timeout,
+                Duration::from_secs(30),
+            ),
             cors,
         })
     }
@@ -389,7 +533,11 @@ impl Validator<'_> {
         }
         let mut out = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
-            let at = if urls.len() == 1 { path.to_string() } else { format!("{path}[{i}]") };
+            let at = if urls.len() == 1 {
+                path.to_string()
+            } else {
+                format!("{path}[{i}]")
+            };
             match upstream_target(url) {
                 Ok(t) => out.push(t),
                 Err(msg) => self.err(&at, msg),
@@ -411,11 +559,15 @@ fn methods_overlap(a: &Route, b: &Route) -> bool {
 }
 
 fn upstream_target(url: &str) -> Result<UpstreamTarget, String> {
-    let bad = || format!("{url:?} is not an upstream URL; write http://HOST[:PORT][/path] or https://...");
+    let bad = || {
+        format!("{url:?} is not an upstream URL; write http://HOST[:PORT][/path] or https://...")
+    };
     let uri = Uri::from_str(url).map_err(|_| bad())?;
     let scheme = uri.scheme().cloned().ok_or_else(bad)?;
     if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-        return Err(format!("{url:?}: an upstream URL starts with http:// or https://"));
+        return Err(format!(
+            "{url:?}: an upstream URL starts with http:// or https://"
+        ));
     }
     let authority = uri.authority().cloned().ok_or_else(bad)?;
     if authority.host().is_empty() || authority.as_str().contains('@') {
@@ -432,8 +584,13 @@ fn upstream_target(url: &str) -> Result<UpstreamTarget, String> {
 }
 
 fn is_origin(o: &str) -> bool {
-    let Some((scheme, rest)) = o.split_once("://") else { return false };
-    !scheme.is_empty() && !rest.is_empty() && !rest.contains('/') && Uri::from_str(o).is_ok_and(|u| u.host().is_some())
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && !rest.is_empty()
+        && !rest.contains('/')
+        && Uri::from_str(o).is_ok_and(|u| u.host().is_some())
 }
 
 /// The store's folder must exist and be writable, or be creatable.
@@ -441,9 +598,12 @@ fn store_folder_writable(store: &Path) -> Result<(), String> {
     let folder = store.parent().unwrap_or(Path::new("."));
     let mut existing = folder;
     while !existing.exists() {
-        existing = existing.parent().ok_or_else(|| format!("no existing folder above {}", folder.display()))?;
+        existing = existing
+            .parent()
+            .ok_or_else(|| format!("no existing folder above {}", folder.display()))?;
     }
-    let meta = std::fs::metadata(existing).map_err(|e| format!("cannot read {}: {e}", existing.display()))?;
+    let meta = std::fs::metadata(existing)
+        .map_err(|e| format!("cannot read {}: {e}", existing.display()))?;
     if !meta.is_dir() {
         return Err(format!("{} is not a folder", existing.display()));
     }

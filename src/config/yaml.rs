@@ -23,7 +23,10 @@ pub struct Node {
 pub enum Kind {
     /// `plain` scalars are resolved (null, bool, int, float) when read;
     /// quoted and block scalars are always strings.
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -54,9 +57,10 @@ impl Node {
         let mut node = self;
         for step in path_steps(path) {
             let next = match (&node.kind, step) {
-                (Kind::Map(entries), Step::Key(k)) => {
-                    entries.iter().find(|(key, _)| key.key_text() == k).map(|(_, v)| v)
-                }
+                (Kind::Map(entries), Step::Key(k)) => entries
+                    .iter()
+                    .find(|(key, _)| key.key_text() == k)
+                    .map(|(_, v)| v),
                 (Kind::Seq(items), Step::Index(i)) => items.get(i),
                 _ => None,
             };
@@ -79,19 +83,17 @@ enum Step<'a> {
 }
 
 fn path_steps(path: &str) -> impl Iterator<Item = Step<'_>> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .flat_map(|part| {
-            let (key, rest) = part.split_once('[').unwrap_or((part, ""));
-            let indexes = rest
-                .split('[')
-                .filter_map(|i| i.trim_end_matches(']').parse().ok())
-                .map(Step::Index);
-            (!key.is_empty())
-                .then_some(Step::Key(key))
-                .into_iter()
-                .chain(indexes.collect::<Vec<_>>())
-        })
+    path.split('.').filter(|s| !s.is_empty()).flat_map(|part| {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        let indexes = rest
+            .split('[')
+            .filter_map(|i| i.trim_end_matches(']').parse().ok())
+            .map(Step::Index);
+        (!key.is_empty())
+            .then_some(Step::Key(key))
+            .into_iter()
+            .chain(indexes.collect::<Vec<_>>())
+    })
 }
 
 /// Parses one YAML document into a tree. An empty file is an empty mapping.
@@ -153,7 +155,11 @@ impl Builder {
                 if let Some((node, anchor)) = self.stack.pop() {
                     if let Kind::Map(entries) = &node.kind {
                         if entries.last().is_some_and(|(_, v)| v.pos.line == 0) {
-                            return Err(ConfigError::new(node.pos, "", "mapping key without a value"));
+                            return Err(ConfigError::new(
+                                node.pos,
+                                "",
+                                "mapping key without a value",
+                            ));
                         }
                     }
                     self.finish(node, anchor);
@@ -166,7 +172,11 @@ impl Builder {
                 self.finish(node, 0);
             }
             Event::DocumentStart(_) if self.root.is_some() => {
-                return Err(ConfigError::new(pos, "", "only one YAML document is allowed"));
+                return Err(ConfigError::new(
+                    pos,
+                    "",
+                    "only one YAML document is allowed",
+                ));
             }
             Event::Nothing
             | Event::StreamStart

@@ -77,7 +77,10 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let (hi, lo) = match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                let (hi, lo) = match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(hi), Some(lo)) => (hi, lo),
                     _ => return Err(PathError::InvalidEscape),
                 };
@@ -150,7 +153,15 @@ mod tests {
 
     #[test]
     fn ordinary_paths_are_unchanged() {
-        for p in ["/", "/a", "/a/b", "/a/b/", "/items/42", "/a.b/c..d/.e", "/~user/x-y_z"] {
+        for p in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/",
+            "/items/42",
+            "/a.b/c..d/.e",
+            "/~user/x-y_z",
+        ] {
             assert_eq!(norm(p).as_deref(), Ok(p), "{p}");
         }
     }

@@ -20,7 +20,9 @@ pub struct Template {
 impl Template {
     pub fn parse(text: &str) -> Result<Template, String> {
         if !text.starts_with('/') {
-            return Err(format!("{text:?} is not absolute; a route path starts with /"));
+            return Err(format!(
+                "{text:?} is not absolute; a route path starts with /"
+            ));
         }
         let (body, wildcard) = match text.strip_suffix("/*") {
             Some(body) => (body, true),
@@ -30,7 +32,9 @@ impl Template {
         if !(wildcard && body.is_empty()) {
             let parts: Vec<&str> = body[1..].split('/').collect();
             for (i, part) in parts.iter().enumerate() {
-                segments.push(segment(part, i + 1 == parts.len()).map_err(|m| format!("{text:?}: {m}"))?);
+                segments.push(
+                    segment(part, i + 1 == parts.len()).map_err(|m| format!("{text:?}: {m}"))?,
+                );
             }
         }
         Ok(Template {
@@ -84,7 +88,9 @@ fn segment(part: &str, last: bool) -> Result<Segment, String> {
     if let Some(inner) = part.strip_prefix('{') {
         let name = inner.strip_suffix('}').ok_or("unbalanced `{`")?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`{{{name}}}` is not a parameter name (letters, digits, _)"));
+            return Err(format!(
+                "`{{{name}}}` is not a parameter name (letters, digits, _)"
+            ));
         }
         return Ok(Segment::Param);
     }
@@ -98,7 +104,9 @@ fn segment(part: &str, last: bool) -> Result<Segment, String> {
         return Err("`.` and `..` segments never match a normalised path".into());
     }
     if part.contains(['*', '%', '\\', '?', '#']) || part.chars().any(|c| !c.is_ascii_graphic()) {
-        return Err(format!("segment {part:?} has characters a route path cannot match (`*` only as a final /*)"));
+        return Err(format!(
+            "segment {part:?} has characters a route path cannot match (`*` only as a final /*)"
+        ));
     }
     Ok(Segment::Literal(part.to_string()))
 }
@@ -141,7 +149,16 @@ mod tests {
 
     #[test]
     fn bad_templates_are_refused() {
-        for bad in ["items", "/items/{id", "/items/id}", "/a//b", "/a/{}", "/a/*/b", "/a/../b", "/a/{x}y"] {
+        for bad in [
+            "items",
+            "/items/{id",
+            "/items/id}",
+            "/a//b",
+            "/a/{}",
+            "/a/*/b",
+            "/a/../b",
+            "/a/{x}y",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
     }

@@ -38,7 +38,11 @@ fn check_prints_every_error_with_path_line_and_column() {
         let (code, out, err) = run(&args);
         assert_eq!(code, 1, "{out}{err}");
         let all = format!("{out}{err}");
-        for want in [format!("{f}:5:15: "), format!("{f}:7:11: "), format!("{f}:8:11: ")] {
+        for want in [
+            format!("{f}:5:15: "),
+            format!("{f}:7:11: "),
+            format!("{f}:8:11: "),
+        ] {
             assert!(all.contains(&want), "missing {want} in:\n{all}");
         }
     }
@@ -48,9 +52,22 @@ fn check_prints_every_error_with_path_line_and_column() {
 fn config_defaults_to_gateway_config_env_var() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("custom.yaml");
-    std::fs::write(&file, "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n").unwrap();
-    let out = Command::new(bin()).arg("check").env("GATEWAY_CONFIG", &file).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &file,
+        "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .env("GATEWAY_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -71,16 +88,26 @@ fn serve_refuses_a_port_in_use_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.yaml");
     let addr = taken.local_addr().unwrap();
-    std::fs::write(&file, format!("listen: {addr}\nroutes:\n  - {{ name: a, path: /a, echo: true, auth: none }}\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("listen: {addr}\nroutes:\n  - {{ name: a, path: /a, echo: true, auth: none }}\n"),
+    )
+    .unwrap();
     let (code, _, err) = run(&["serve", "--config", file.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains(&addr.to_string()) && err.contains("cannot listen"), "{err}");
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("cannot listen"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn access_log_has_exactly_the_spec_keys_and_no_secrets() {
     let up = Upstream::start().await;
-    let yaml = format!("routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n", up.url());
+    let yaml = format!(
+        "routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n",
+        up.url()
+    );
     let mut gw = Binary::serve(&yaml).await;
     let res = gw
         .client()
@@ -91,15 +118,38 @@ async fn access_log_has_exactly_the_spec_keys_and_no_secrets() {
         .send()
         .await;
     assert_eq!(res.status, 200);
-    crate::harness::eventually("an access log line", std::time::Duration::from_secs(5), || gw.stdout().lines().count() >= 1).await;
+    crate::harness::eventually(
+        "an access log line",
+        std::time::Duration::from_secs(5),
+        || gw.stdout().lines().count() >= 1,
+    )
+    .await;
     let status = gw.terminate();
     assert!(status.success(), "exit status {status}");
     let stdout = gw.stdout();
     let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["time", "request_id", "client", "method", "path", "route", "status", "duration_ms", "upstream", "principal", "bytes_in", "bytes_out"]
+        [
+            "time",
+            "request_id",
+            "client",
+            "method",
+            "path",
+            "route",
+            "status",
+            "duration_ms",
+            "upstream",
+            "principal",
+            "bytes_in",
+            "bytes_out"
+        ]
     );
     assert_eq!(line["path"], "/b");
     assert_eq!(line["method"], "POST");
@@ -112,13 +162,17 @@ async fn access_log_has_exactly_the_spec_keys_and_no_secrets() {
     assert_eq!(line["request_id"], res.header("x-request-id").unwrap());
     let everything = format!("{stdout}{}", gw.stderr());
     for secret in ["very-secret-token", "query-secret", "cookie-secret"] {
-        assert!(!everything.contains(secret), "{secret} leaked into the logs:\n{everything}");
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked into the logs:\n{everything}"
+        );
     }
 }
 
 #[tokio::test]
 async fn access_log_can_be_turned_off() {
-    let yaml = "log: { access: false }\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
+    let yaml =
+        "log: { access: false }\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
     let mut gw = Binary::serve(yaml).await;
     assert_eq!(gw.client().get("/a").send().await.status, 200);
     gw.terminate();

@@ -6,7 +6,10 @@ use std::time::Duration;
 use crate::harness::{raw, Gateway, Upstream};
 
 fn route_to(up: &Upstream) -> String {
-    format!("routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n", up.url())
+    format!(
+        "routes:\n  - {{ name: open, path: /*, upstream: {}, auth: none }}\n",
+        up.url()
+    )
 }
 
 #[tokio::test]
@@ -41,7 +44,11 @@ async fn client_sent_principal_headers_never_reach_the_upstream() {
     let reply = raw(gw.addr, req.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let got = up.last();
-    let leaked: Vec<_> = got.headers.keys().filter(|k| k.as_str().starts_with("x-principal-")).collect();
+    let leaked: Vec<_> = got
+        .headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-principal-"))
+        .collect();
     assert!(leaked.is_empty(), "leaked identity headers: {leaked:?}");
 }
 
@@ -62,7 +69,13 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .await;
     assert_eq!(res.status, 200);
     let got = up.last();
-    for name in ["x-client-hop", "keep-alive", "te", "proxy-connection", "connection"] {
+    for name in [
+        "x-client-hop",
+        "keep-alive",
+        "te",
+        "proxy-connection",
+        "connection",
+    ] {
         assert!(!got.headers.contains_key(name), "{name} was forwarded");
     }
     // Naming them in Connection does not remove what the gateway sets.
@@ -78,18 +91,42 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 async fn request_id_is_kept_when_sane_else_generated_and_always_returned() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&route_to(&up)).await;
-    let res = gw.client().get("/x").header("x-request-id", "abc-123").send().await;
+    let res = gw
+        .client()
+        .get("/x")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await;
     assert_eq!(res.header("x-request-id"), Some("abc-123"));
     assert_eq!(up.last().headers["x-request-id"], "abc-123");
 
     let long = "x".repeat(129);
-    let res = gw.client().get("/x").header("x-request-id", &long).send().await;
+    let res = gw
+        .client()
+        .get("/x")
+        .header("x-request-id", &long)
+        .send()
+        .await;
     let id = res.header("x-request-id").unwrap().to_string();
     assert_ne!(id, long);
     assert_eq!(up.last().headers["x-request-id"], id.as_str());
 
-    let a = gw.client().get("/x").send().await.header("x-request-id").unwrap().to_string();
-    let b = gw.client().get("/x").send().await.header("x-request-id").unwrap().to_string();
+    let a = gw
+        .client()
+        .get("/x")
+        .send()
+        .await
+        .header("x-request-id")
+        .unwrap()
+        .to_string();
+    let b = gw
+        .client()
+        .get("/x")
+        .send()
+        .await
+        .header("x-request-id")
+        .unwrap()
+        .to_string();
     assert_ne!(a, b);
 }
 
@@ -102,7 +139,11 @@ async fn upstream_connections_are_pooled() {
         assert_eq!(client.get("/x").send().await.status, 200);
     }
     assert_eq!(up.requests().len(), 20);
-    assert_eq!(up.connections(), 1, "sequential requests should reuse one upstream connection");
+    assert_eq!(
+        up.connections(),
+        1,
+        "sequential requests should reuse one upstream connection"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +162,8 @@ async fn request_and_response_bodies_pass_unchanged() {
 
 #[tokio::test]
 async fn echo_route_shows_the_request_as_it_would_be_forwarded() {
-    let yaml = "routes:\n  - { name: echo, path: /api/*, strip_prefix: /api, echo: true, auth: none }\n";
+    let yaml =
+        "routes:\n  - { name: echo, path: /api/*, strip_prefix: /api, echo: true, auth: none }\n";
     let gw = Gateway::start(yaml).await;
     let res = gw
         .client()
@@ -138,13 +180,20 @@ async fn echo_route_shows_the_request_as_it_would_be_forwarded() {
     assert_eq!(j["headers"]["accept"], "text/plain, application/json");
     assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
     assert!(j["headers"].get("x-principal-id").is_none());
-    assert_eq!(j["headers"]["x-request-id"], res.header("x-request-id").unwrap());
+    assert_eq!(
+        j["headers"]["x-request-id"],
+        res.header("x-request-id").unwrap()
+    );
 }
 
 #[tokio::test]
 async fn several_targets_round_robin() {
     let (a, b) = (Upstream::start().await, Upstream::start().await);
-    let yaml = format!("routes:\n  - name: rr\n    path: /*\n    upstream: [{}, {}]\n    auth: none\n", a.url(), b.url());
+    let yaml = format!(
+        "routes:\n  - name: rr\n    path: /*\n    upstream: [{}, {}]\n    auth: none\n",
+        a.url(),
+        b.url()
+    );
     let gw = Gateway::start(&yaml).await;
     for _ in 0..10 {
         assert_eq!(gw.client().get("/x").send().await.status, 200);
@@ -160,19 +209,37 @@ async fn a_refusing_target_is_skipped_and_the_request_retried_with_its_body() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let yaml = format!("routes:\n  - name: rr\n    path: /*\n    upstream: [http://{dead}, {}]\n    auth: none\n", live.url());
+    let yaml = format!(
+        "routes:\n  - name: rr\n    path: /*\n    upstream: [http://{dead}, {}]\n    auth: none\n",
+        live.url()
+    );
     let gw = Gateway::start(&yaml).await;
     for i in 0..6 {
-        let res = gw.client().post("/submit").body(format!("payload {i}")).send().await;
+        let res = gw
+            .client()
+            .post("/submit")
+            .body(format!("payload {i}"))
+            .send()
+            .await;
         assert_eq!(res.status, 200, "request {i}: {:?}", res.body);
     }
-    let bodies: Vec<_> = live.requests().iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
-    assert_eq!(bodies, (0..6).map(|i| format!("payload {i}")).collect::<Vec<_>>());
+    let bodies: Vec<_> = live
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..6).map(|i| format!("payload {i}")).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
 async fn a_single_refusing_target_is_502() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let yaml = format!("routes:\n  - {{ name: gone, path: /*, upstream: http://{dead}, auth: none, timeout: 5s }}\n");
     let gw = Gateway::start(&yaml).await;
     let started = std::time::Instant::now();

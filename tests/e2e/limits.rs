@@ -16,8 +16,21 @@ fn limited(up: &Upstream, extra: &str) -> String {
 async fn declared_body_over_max_body_is_413_and_never_forwarded() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "")).await;
-    gw.client().post("/x").body(vec![b'a'; 1025]).send().await.assert_error(413);
-    assert_eq!(gw.client().post("/x").body(vec![b'a'; 1024]).send().await.status, 200);
+    gw.client()
+        .post("/x")
+        .body(vec![b'a'; 1025])
+        .send()
+        .await
+        .assert_error(413);
+    assert_eq!(
+        gw.client()
+            .post("/x")
+            .body(vec![b'a'; 1024])
+            .send()
+            .await
+            .status,
+        200
+    );
     assert_eq!(up.requests().len(), 1);
 }
 
@@ -26,7 +39,9 @@ async fn chunked_body_crossing_the_limit_is_413_and_the_upstream_sees_an_abort()
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "")).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
     // 600 bytes, then 600 more: the second chunk crosses 1 KiB.
     let chunk = format!("258\r\n{}\r\n", "b".repeat(600));
     s.write_all(chunk.as_bytes()).await.unwrap();
@@ -37,20 +52,35 @@ async fn chunked_body_crossing_the_limit_is_413_and_the_upstream_sees_an_abort()
     let reply = String::from_utf8_lossy(&out);
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     // Whatever the upstream got, it never saw a complete body.
-    assert!(up.requests().iter().all(|r| !r.complete), "{:?}", up.requests());
+    assert!(
+        up.requests().iter().all(|r| !r.complete),
+        "{:?}",
+        up.requests()
+    );
 }
 
 #[tokio::test]
 async fn oversized_head_is_431() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "")).await;
-    let req = format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "h".repeat(70 * 1024));
+    let req = format!(
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "h".repeat(70 * 1024)
+    );
     let reply = raw(gw.addr, req.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply:.200}");
     // Just under the limit still works.
-    let req = format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "h".repeat(60 * 1024));
-    assert!(raw(gw.addr, req.as_bytes()).await.starts_with("HTTP/1.1 200"));
-    assert!(up.requests().iter().all(|r| r.headers.get("x-big").is_none_or(|v| v.len() < 64 * 1024)));
+    let req = format!(
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "h".repeat(60 * 1024)
+    );
+    assert!(raw(gw.addr, req.as_bytes())
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(up
+        .requests()
+        .iter()
+        .all(|r| r.headers.get("x-big").is_none_or(|v| v.len() < 64 * 1024)));
 }
 
 #[tokio::test]
@@ -58,8 +88,16 @@ async fn slow_head_is_cut_at_header_timeout() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "  header_timeout: 300ms\n")).await;
     // Slowloris: a head that never completes.
-    let (_, closed) = raw_keepalive(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\n", Duration::from_secs(3)).await;
-    assert!(closed, "the connection should be closed after header_timeout");
+    let (_, closed) = raw_keepalive(
+        gw.addr,
+        b"GET /x HTTP/1.1\r\nHost: a\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        closed,
+        "the connection should be closed after header_timeout"
+    );
     // A silent connection that never sends a byte is cut too (counted from accept).
     let (_, closed) = raw_keepalive(gw.addr, b"", Duration::from_secs(3)).await;
     assert!(closed);
@@ -69,12 +107,21 @@ async fn slow_head_is_cut_at_header_timeout() {
 #[tokio::test]
 async fn keep_alive_idle_time_is_not_counted_as_header_time() {
     let up = Upstream::start().await;
-    let gw = Gateway::start(&limited(&up, "  header_timeout: 300ms\n  idle_timeout: 5s\n")).await;
+    let gw = Gateway::start(&limited(
+        &up,
+        "  header_timeout: 300ms\n  idle_timeout: 5s\n",
+    ))
+    .await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = vec![0u8; 4096];
     for _ in 0..2 {
-        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.unwrap().unwrap();
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         // Idle longer than header_timeout but well within idle_timeout.
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -86,9 +133,17 @@ async fn keep_alive_idle_time_is_not_counted_as_header_time() {
 async fn idle_keep_alive_connections_are_closed() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "  idle_timeout: 300ms\n")).await;
-    let (reply, closed) = raw_keepalive(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", Duration::from_secs(3)).await;
+    let (reply, closed) = raw_keepalive(
+        gw.addr,
+        b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(closed, "an idle keep-alive connection should be closed after idle_timeout");
+    assert!(
+        closed,
+        "an idle keep-alive connection should be closed after idle_timeout"
+    );
 }
 
 #[tokio::test]
@@ -97,8 +152,14 @@ async fn conflicting_framing_never_smuggles_a_second_request() {
     let gw = Gateway::start(&limited(&up, "")).await;
     let req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
     let (_, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
-    assert!(closed, "the connection must not be reused after ambiguous framing");
-    assert!(up.requests().iter().all(|r| r.target != "/smuggled"), "a smuggled request reached the upstream");
+    assert!(
+        closed,
+        "the connection must not be reused after ambiguous framing"
+    );
+    assert!(
+        up.requests().iter().all(|r| r.target != "/smuggled"),
+        "a smuggled request reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -110,7 +171,10 @@ async fn conflicting_content_length_and_transfer_encoding_is_400_and_closed() {
     let (reply, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(closed);
-    assert!(up.requests().iter().all(|r| r.target != "/smuggled"), "a smuggled request reached the upstream");
+    assert!(
+        up.requests().iter().all(|r| r.target != "/smuggled"),
+        "a smuggled request reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +190,11 @@ async fn malformed_requests_get_400_and_other_connections_carry_on() {
     ];
     for g in garbage {
         let reply = raw(gw.addr, g).await;
-        assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 4"), "{:?} -> {reply}", String::from_utf8_lossy(g));
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 4"),
+            "{:?} -> {reply}",
+            String::from_utf8_lossy(g)
+        );
     }
     assert_eq!(gw.client().get("/x").send().await.status, 200);
 }

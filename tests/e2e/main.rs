@@ -7,4 +7,5 @@ mod cli;
 mod forwarding;
 mod limits;
 mod routing;
+mod streaming;
 mod upstream_faults;

@@ -17,22 +17,42 @@ fn public_and_protected(up: &Upstream) -> String {
 async fn dot_segments_are_resolved_before_authorising() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&public_and_protected(&up)).await;
-    for path in ["/public/%2e%2e/admin/users", "/public/../admin/users", "/public/.%2E/admin/users", "/public/./../admin/users"] {
+    for path in [
+        "/public/%2e%2e/admin/users",
+        "/public/../admin/users",
+        "/public/.%2E/admin/users",
+        "/public/./../admin/users",
+    ] {
         let res = gw.client().get(path).send().await;
         res.assert_error(401);
     }
-    assert!(up.requests().is_empty(), "a denied request reached the upstream");
+    assert!(
+        up.requests().is_empty(),
+        "a denied request reached the upstream"
+    );
 }
 
 #[tokio::test]
 async fn encoded_separators_and_climbing_above_root_are_400() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&public_and_protected(&up)).await;
-    for path in ["/public/..%2fadmin/x", "/public/%2e%2e%2Fadmin", "/public/a%5cb", "/public/a%00b", "/public/%zz", "/public/../../admin", "/%2e%2e/public/x"] {
+    for path in [
+        "/public/..%2fadmin/x",
+        "/public/%2e%2e%2Fadmin",
+        "/public/a%5cb",
+        "/public/a%00b",
+        "/public/%zz",
+        "/public/../../admin",
+        "/%2e%2e/public/x",
+    ] {
         gw.client().get(path).send().await.assert_error(400);
     }
     // A raw backslash never gets through a client library: send it by hand.
-    let reply = raw(gw.addr, b"GET /public/a\\..\\..\\admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let reply = raw(
+        gw.addr,
+        b"GET /public/a\\..\\..\\admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(up.requests().is_empty());
 }
@@ -41,7 +61,11 @@ async fn encoded_separators_and_climbing_above_root_are_400() {
 async fn upstream_receives_the_normalised_path_and_original_query() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&public_and_protected(&up)).await;
-    let res = gw.client().get("/public//a/./b/../c/%7Euser/%c3%a9?q=%2e%2e&x=1").send().await;
+    let res = gw
+        .client()
+        .get("/public//a/./b/../c/%7Euser/%c3%a9?q=%2e%2e&x=1")
+        .send()
+        .await;
     assert_eq!(res.status, 200);
     assert_eq!(up.last().target, "/public/a/c/~user/%C3%A9?q=%2e%2e&x=1");
 }
@@ -98,13 +122,24 @@ async fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
 "#
     );
     let gw = Gateway::start(&yaml).await;
-    gw.client().get("/nothing-here").send().await.assert_error(404);
+    gw.client()
+        .get("/nothing-here")
+        .send()
+        .await
+        .assert_error(404);
     // `{param}` never matches an empty segment.
     gw.client().get("/items/").send().await.assert_error(404);
     let res = gw.client().request(Method::DELETE, "/items/7").send().await;
     res.assert_error(405);
     assert_eq!(res.header("allow"), Some("GET, HEAD, PUT"));
-    assert_eq!(gw.client().request(Method::PUT, "/items/7").send().await.status, 200);
+    assert_eq!(
+        gw.client()
+            .request(Method::PUT, "/items/7")
+            .send()
+            .await
+            .status,
+        200
+    );
     assert_eq!(up.requests().len(), 1);
 }
 

@@ -11,7 +11,11 @@ use crate::harness::{full, raw, Gateway, Upstream};
 
 /// A hand-written upstream: reads a request, writes `head`, then (after
 /// `pause`) `tail`, then closes.
-async fn scripted_upstream(head: &'static [u8], pause: Duration, tail: &'static [u8]) -> SocketAddr {
+async fn scripted_upstream(
+    head: &'static [u8],
+    pause: Duration,
+    tail: &'static [u8],
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -49,13 +53,21 @@ async fn slow_response_head_is_504() {
 
 #[tokio::test]
 async fn body_stalled_longer_than_timeout_cuts_the_downstream() {
-    let addr = scripted_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst", Duration::from_secs(5), b"never").await;
+    let addr = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst",
+        Duration::from_secs(5),
+        b"never",
+    )
+    .await;
     let gw = Gateway::start(&route(addr, "300ms")).await;
     let started = std::time::Instant::now();
     let reply = raw(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("first"), "{reply}");
-    assert!(started.elapsed() < Duration::from_secs(3), "the stalled body was not cut");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the stalled body was not cut"
+    );
 }
 
 #[tokio::test]

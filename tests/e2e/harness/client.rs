@@ -28,7 +28,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -43,7 +44,10 @@ impl Reply {
         assert_eq!(j["statusCode"], status, "{j}");
         assert_eq!(j["error"], self.status.canonical_reason().unwrap(), "{j}");
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
-        assert!(self.header("x-request-id").is_some(), "error without x-request-id");
+        assert!(
+            self.header("x-request-id").is_some(),
+            "error without x-request-id"
+        );
     }
 }
 
@@ -64,7 +68,9 @@ impl Client {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         RequestBuilder {
             client: self.clone(),
-            req: Request::builder().method(method).uri(format!("http://{}{}", self.addr, path)),
+            req: Request::builder()
+                .method(method)
+                .uri(format!("http://{}{}", self.addr, path)),
             body: Bytes::new(),
         }
     }

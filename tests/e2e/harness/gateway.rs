@@ -10,9 +10,9 @@ use super::client::Client;
 
 pub struct Gateway {
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    /// Holds the config file (and any store) until the gateway is dropped.
+    _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -22,11 +22,12 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
-        let config = gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let config =
+            gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let listeners = gateway::Listeners::bind(&config).unwrap();
         let addr = listeners.plain_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             gateway::run(config, listeners, async {
                 let _ = stopped.await;
             })
@@ -35,20 +36,13 @@ impl Gateway {
         });
         Gateway {
             addr,
-            dir,
+            _dir: dir,
             stop: Some(stop),
-            task: Some(task),
         }
     }
 
     pub fn client(&self) -> Client {
         Client::new(self.addr)
-    }
-
-    /// Stops and waits for the drain to finish.
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.take().unwrap().await;
     }
 }
 
@@ -70,7 +64,7 @@ pub fn with_ephemeral_listen(yaml: &str) -> String {
 pub struct Binary {
     pub child: Child,
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -103,19 +97,26 @@ impl Binary {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let addr = loop {
             let text = stderr.lock().unwrap().clone();
-            if let Some(addr) = text.lines().find(|l| l.contains("gateway ready")).and_then(ready_addr) {
+            if let Some(addr) = text
+                .lines()
+                .find(|l| l.contains("gateway ready"))
+                .and_then(ready_addr)
+            {
                 break addr;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("gateway exited with {status} before ready:\n{text}");
             }
-            assert!(tokio::time::Instant::now() < deadline, "gateway not ready in time:\n{text}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway not ready in time:\n{text}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Binary {
             child,
             addr,
-            dir,
+            _dir: dir,
             stdout,
             stderr,
         }
@@ -150,13 +151,19 @@ impl Binary {
 
     /// Sends SIGTERM and waits for the exit status (at most 20 s).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "gateway ignored SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway ignored SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -172,7 +179,7 @@ impl Drop for Binary {
 fn ready_addr(line: &str) -> Option<SocketAddr> {
     let start = line.find("http://")? + "http://".len();
     let rest = &line[start..];
-    let end = rest.find(|c: char| c == '"' || c == ' ' || c == ',').unwrap_or(rest.len());
+    let end = rest.find(['"', ' ', ',']).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -185,7 +192,9 @@ fn collect(mut r: impl std::io::Read + Send + 'static) -> std::sync::Arc<std::sy
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     out

@@ -6,15 +6,18 @@ mod client;
 pub mod gateway;
 mod upstream;
 
-pub use client::{raw, raw_keepalive, Client, Reply};
+pub use client::{raw, raw_keepalive};
 pub use gateway::{Binary, Gateway};
-pub use upstream::{full, Recorded, Upstream};
+pub use upstream::{full, Upstream};
 
 /// Polls `f` until it returns true or the deadline passes.
 pub async fn eventually(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

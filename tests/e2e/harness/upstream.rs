@@ -15,7 +15,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-type Handler = Arc<dyn Fn(Request<Incoming>, Arc<Mutex<Vec<Recorded>>>) -> futures_like::BoxFuture<Response<Body>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(Request<Incoming>, Arc<Mutex<Vec<Recorded>>>) -> futures_like::BoxFuture<Response<Body>>
+        + Send
+        + Sync,
+>;
 
 /// What the upstream saw of one request.
 #[derive(Debug, Clone)]
@@ -41,7 +45,9 @@ pub mod futures_like {
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).map_err(|never| match never {}).boxed()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 impl Upstream {
@@ -67,7 +73,13 @@ impl Upstream {
     /// An upstream with a custom handler (which may call `record`).
     pub async fn with<F>(handler: F) -> Upstream
     where
-        F: Fn(Request<Incoming>, Arc<Mutex<Vec<Recorded>>>) -> futures_like::BoxFuture<Response<Body>> + Send + Sync + 'static,
+        F: Fn(
+                Request<Incoming>,
+                Arc<Mutex<Vec<Recorded>>>,
+            ) -> futures_like::BoxFuture<Response<Body>>
+            + Send
+            + Sync
+            + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -77,7 +89,9 @@ impl Upstream {
         let (reqs, conns) = (requests.clone(), connections.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 conns.fetch_add(1, Ordering::SeqCst);
                 let (handler, reqs) = (handler.clone(), reqs.clone());
                 tokio::spawn(async move {
@@ -108,7 +122,9 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Recorded {
-        self.requests().pop().expect("the upstream received no request")
+        self.requests()
+            .pop()
+            .expect("the upstream received no request")
     }
 
     pub fn connections(&self) -> usize {
@@ -131,7 +147,11 @@ pub async fn record(req: Request<Incoming>, log: &Mutex<Vec<Recorded>>) -> Recor
     };
     let rec = Recorded {
         method: parts.method.to_string(),
-        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: parts.headers,
         body,
         complete,
