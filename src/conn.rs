@@ -6,14 +6,15 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::framing::HeadScan;
 
 const NO_HEAD: u64 = u64::MAX;
 
@@ -23,8 +24,8 @@ pub struct ConnClock {
     /// When the head now being read started (`NO_HEAD`: none is being read).
     head_started_ms: AtomicU64,
     in_flight: AtomicUsize,
-    /// Wakes the watcher when a deadline may have moved earlier.
-    changed: Notify,
+    /// Set by the head pre-scan, taken by the request it belongs to.
+    framing_conflict: AtomicBool,
 }
 
 /// The verdict of a look at the clock.
@@ -41,7 +42,7 @@ impl ConnClock {
             last_active_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            changed: Notify::new(),
+            framing_conflict: AtomicBool::new(false),
         })
     }
 
@@ -49,15 +50,21 @@ impl ConnClock {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn on_read(&self) {
+    /// Returns true when these bytes start a new request head.
+    fn on_read(&self) -> bool {
         let now = self.now_ms();
         self.last_active_ms.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD
-        {
+        let head_starts = self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD;
+        if head_starts {
             self.head_started_ms.store(now, Ordering::Relaxed);
-            self.changed.notify_one();
         }
+        head_starts
+    }
+
+    /// Did the head just parsed carry both Content-Length and Transfer-Encoding?
+    pub fn take_framing_conflict(&self) -> bool {
+        self.framing_conflict.swap(false, Ordering::Relaxed)
     }
 
     fn on_write(&self) {
@@ -72,9 +79,13 @@ impl ConnClock {
         InFlight(self.clone())
     }
 
+    /// Any new deadline is at least `min(header, idle)` after the event that
+    /// sets it, so sleeping at most that long between looks never misses
+    /// one, and the request path never has to wake the watcher.
     pub fn verdict(&self, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
+        let longest_sleep = header_timeout.min(idle_timeout);
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Verdict::CheckAgainIn(header_timeout.min(idle_timeout));
+            return Verdict::CheckAgainIn(longest_sleep);
         }
         let now = self.now_ms();
         let (since, limit) = match self.head_started_ms.load(Ordering::Relaxed) {
@@ -83,7 +94,7 @@ impl ConnClock {
         };
         let elapsed = Duration::from_millis(now.saturating_sub(since));
         match limit.checked_sub(elapsed) {
-            Some(left) if !left.is_zero() => Verdict::CheckAgainIn(left),
+            Some(left) if !left.is_zero() => Verdict::CheckAgainIn(left.min(longest_sleep)),
             _ => Verdict::Expired,
         }
     }
@@ -92,10 +103,7 @@ impl ConnClock {
 /// Completes when the connection has timed out (then the caller drops it).
 pub async fn expired(clock: Arc<ConnClock>, header_timeout: Duration, idle_timeout: Duration) {
     while let Verdict::CheckAgainIn(wait) = clock.verdict(header_timeout, idle_timeout) {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = clock.changed.notified() => {}
-        }
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -105,19 +113,23 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.on_write();
-        self.0.changed.notify_one();
     }
 }
 
-/// The client socket, reporting reads and writes to the clock.
+/// The client socket, reporting reads and writes to the clock and passing
+/// each request head through the framing pre-scan.
 pub struct ClockedIo<T> {
     inner: T,
     clock: Arc<ConnClock>,
+    scan: HeadScan,
 }
 
 impl<T> ClockedIo<T> {
     pub fn new(inner: T, clock: Arc<ConnClock>) -> Self {
-        ClockedIo { inner, clock }
+        let mut scan = HeadScan::default();
+        // The first head starts with the first byte.
+        scan.start();
+        ClockedIo { inner, clock, scan }
     }
 }
 
@@ -130,7 +142,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClockedIo<T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.clock.on_read();
+            let this = &mut *self;
+            if this.clock.on_read() {
+                this.scan.start();
+            }
+            if let Some(true) = this.scan.feed(&buf.filled()[before..]) {
+                this.clock.framing_conflict.store(true, Ordering::Relaxed);
+            }
         }
         res
     }

@@ -13,6 +13,8 @@ use crate::upstream::UpstreamError;
 pub enum GatewayError {
     #[error("{}", .0.message())]
     BadPath(PathError),
+    #[error("the request has both Content-Length and Transfer-Encoding")]
+    ConflictingFraming,
     #[error("no route matches this path")]
     NotFound,
     #[error("this route does not allow the method")]
@@ -28,7 +30,7 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadPath(_) | GatewayError::ConflictingFraming => StatusCode::BAD_REQUEST,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,6 +78,10 @@ impl GatewayError {
                     HeaderValue::from_static("Bearer realm=\"gateway\""),
                 );
             }
+            // Smuggling hides in ambiguous framing: never reuse the connection.
+            GatewayError::ConflictingFraming => {
+                h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
+            }
             GatewayError::BadPath(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge(_)
@@ -104,6 +110,7 @@ mod tests {
     fn statuses_match_the_spec() {
         let cases = [
             (GatewayError::BadPath(PathError::AboveRoot), 400),
+            (GatewayError::ConflictingFraming, 400),
             (GatewayError::NotFound, 404),
             (GatewayError::MethodNotAllowed(vec![Method::GET]), 405),
             (GatewayError::PayloadTooLarge(1), 413),

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod decorate;
 pub mod echo;
 pub mod error;
+pub mod framing;
 pub mod headers;
 pub mod logging;
 pub mod pipeline;

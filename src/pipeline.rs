@@ -1,6 +1,6 @@
 //! The one path a request takes. `handle` wraps: snapshot, request id, the
 //! error mapping, decoration and the access record. `run` is the linear
-//! sequence of stages: normalise -> route -> authorize -> limit -> rewrite
+//! sequence of stages: framing -> normalise -> route -> authorize -> limit -> rewrite
 //! -> forward (or echo).
 
 use std::convert::Infallible;
@@ -96,6 +96,9 @@ async fn run(
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
 ) -> Result<(Response<ResponseBody>, bool), GatewayError> {
+    if conn.clock.take_framing_conflict() {
+        return Err(GatewayError::ConflictingFraming);
+    }
     ctx.path = route::normalize(req.uri().path()).map_err(|e| {
         ctx.path = req.uri().path().to_string();
         GatewayError::BadPath(e)

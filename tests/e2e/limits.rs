@@ -147,23 +147,6 @@ async fn idle_keep_alive_connections_are_closed() {
 }
 
 #[tokio::test]
-async fn conflicting_framing_never_smuggles_a_second_request() {
-    let up = Upstream::start().await;
-    let gw = Gateway::start(&limited(&up, "")).await;
-    let req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
-    let (_, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
-    assert!(
-        closed,
-        "the connection must not be reused after ambiguous framing"
-    );
-    assert!(
-        up.requests().iter().all(|r| r.target != "/smuggled"),
-        "a smuggled request reached the upstream"
-    );
-}
-
-#[tokio::test]
-#[ignore = "hyper drops Content-Length when Transfer-Encoding is present (TE wins, connection closed) before the gateway sees the request; answering 400 needs a head pre-scan (noted on issue #2)"]
 async fn conflicting_content_length_and_transfer_encoding_is_400_and_closed() {
     let up = Upstream::start().await;
     let gw = Gateway::start(&limited(&up, "")).await;
