@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gateway::config::{self, Config, LogFormat};
 use gateway::Listeners;
 
+// glibc malloc showed up as ~8% of CPU per proxied request (malloc, free,
+// consolidation); mimalloc's thread-local free lists cut most of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gateway",

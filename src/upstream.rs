@@ -212,6 +212,8 @@ fn build(
         parts.uri = u;
     }
     crate::rewrite::set_host(&mut parts.headers, &target.authority);
+    // Upstreams speak HTTP/1.1 whatever the client spoke (h2 downstream included).
+    parts.version = http::Version::HTTP_11;
     Request::from_parts(parts, body)
 }
 

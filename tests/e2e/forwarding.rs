@@ -246,3 +246,25 @@ async fn a_single_refusing_target_is_502() {
     gw.client().get("/x").send().await.assert_error(502);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served_on_the_plain_listener() {
+    use http_body_util::{BodyExt, Full};
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let uri = format!("http://{}/h2/path?q=1", gw.addr);
+    let res = client.get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes(),
+        "upstream ok"
+    );
+    let got = up.last();
+    assert_eq!(got.target, "/h2/path?q=1");
+    assert_eq!(got.headers["x-forwarded-host"], gw.addr.to_string());
+}
