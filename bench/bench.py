@@ -253,6 +253,10 @@ def report(manifest_path, meta_path, outdir):
             cpu = cpu_during(os.path.join(outdir, raw[: -len(".txt")] + ".cpu"))
             r["proxy_cpu_busy"] = cpu.get(meta.get("proxy_cpu", "0"))
             r["load_cpu_busy"] = cpu.get(meta.get("load_cpu", "1"))
+            # CPU time the proxy spent per request: its pinned CPU's busy share
+            # over the request rate. Steadier than req/s on a host that stalls.
+            busy = r["proxy_cpu_busy"]
+            r["cpu_us"] = busy / 100 * 1e6 / r["rps"] if busy is not None and r.get("rps") else None
             rounds.setdefault((scen, cont), []).append(r)
 
     # A contender's figure for a scenario is the median over its rounds, and
@@ -265,6 +269,8 @@ def report(manifest_path, meta_path, outdir):
         if not bad:
             for k in ("rps", "p50_ms", "p99_ms"):
                 agg[k] = _median([r[k] for r in rs])
+            cpu_us = [r["cpu_us"] for r in rs if r.get("cpu_us") is not None]
+            agg["cpu_us"] = _median(cpu_us) if cpu_us else None
             agg["rps_min"] = min(r["rps"] for r in rs)
             agg["rps_max"] = max(r["rps"] for r in rs)
             agg["rps_mean"] = statistics.mean(r["rps"] for r in rs)
@@ -299,8 +305,8 @@ def report(manifest_path, meta_path, outdir):
 
     out.append("## Results (medians)")
     out.append("")
-    out.append("| scenario | contender | req/s | req/s mean ± sd | req/s min..max | p50 | p99 |")
-    out.append("|---|---|---:|---:|---:|---:|---:|")
+    out.append("| scenario | contender | req/s | req/s mean ± sd | req/s min..max | p50 | p99 | proxy CPU µs/req |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for scen in scenarios:
         for cont in contenders:
             r = results.get((scen, cont))
@@ -310,16 +316,18 @@ def report(manifest_path, meta_path, outdir):
                 out.append(f"| {scen} | {cont} | {r['rps']:.0f} | "
                            f"{r['rps_mean']:.0f} ± {r['rps_sd']:.0f} | "
                            f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | "
-                           f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} |")
+                           f"{fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} | "
+                           f"{'-' if cont == 'upstream' or r['cpu_us'] is None else format(r['cpu_us'], '.1f')} |")
             else:
-                out.append(f"| {scen} | {cont} | INVALID | {'; '.join(r['problems'])} | - | - | - |")
+                out.append(f"| {scen} | {cont} | INVALID | {'; '.join(r['problems'])} | - | - | - | - |")
     out.append("")
 
     out.append("## Ratios")
     out.append("")
     out.append("| scenario | gateway / nginx req/s | gateway / upstream req/s | "
-               "nginx / upstream req/s | p99 added, gateway | p99 added, nginx |")
-    out.append("|---|---:|---:|---:|---:|---:|")
+               "nginx / upstream req/s | p99 added, gateway | p99 added, nginx | "
+               "CPU per request, gateway / nginx |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
     derived = {}
     for scen in scenarios:
         up, gw, ng = (get(scen, c, "rps") for c in ("upstream", "gateway", "nginx"))
@@ -331,11 +339,14 @@ def report(manifest_path, meta_path, outdir):
             "gateway_p99_added_ms": gw99 - up99 if gw99 is not None and up99 is not None else None,
             "nginx_p99_added_ms": ng99 - up99 if ng99 is not None and up99 is not None else None,
         }
+        gw_cpu, ng_cpu = get(scen, "gateway", "cpu_us"), get(scen, "nginx", "cpu_us")
+        d["gateway_over_nginx_cpu"] = gw_cpu / ng_cpu if gw_cpu and ng_cpu else None
         derived[scen] = d
         out.append(f"| {scen} | {fmt_ratio(d['gateway_over_nginx_rps'])} | "
                    f"{fmt_ratio(d['gateway_over_upstream_rps'])} | "
                    f"{fmt_ratio(d['nginx_over_upstream_rps'])} | "
-                   f"{fmt_ms(d['gateway_p99_added_ms'])} | {fmt_ms(d['nginx_p99_added_ms'])} |")
+                   f"{fmt_ms(d['gateway_p99_added_ms'])} | {fmt_ms(d['nginx_p99_added_ms'])} | "
+                   f"{fmt_ratio(d['gateway_over_nginx_cpu'])} |")
     out.append("")
 
     out.append("## Every run")

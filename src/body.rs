@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::conn::InFlight;
+use crate::upstream::Lease;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -35,33 +36,20 @@ pub struct BodyTooLarge(pub u64);
 #[error("upstream body stalled for longer than {0:?}")]
 pub struct BodyStalled(pub Duration);
 
-/// Where an unread body goes back when a connect attempt fails, so the
-/// request can be retried on another target (nothing was sent).
-pub type RetrySlot = Arc<Mutex<Option<Incoming>>>;
-
 pub struct RequestBody {
     inner: Option<Incoming>,
     limit: u64,
     seen: u64,
     stats: Arc<RequestStats>,
-    polled: bool,
-    retry: Option<RetrySlot>,
 }
 
 impl RequestBody {
-    pub fn new(
-        inner: Incoming,
-        limit: u64,
-        stats: Arc<RequestStats>,
-        retry: Option<RetrySlot>,
-    ) -> Self {
+    pub fn new(inner: Incoming, limit: u64, stats: Arc<RequestStats>) -> Self {
         RequestBody {
             inner: Some(inner),
             limit,
             seen: 0,
             stats,
-            polled: false,
-            retry,
         }
     }
 }
@@ -74,7 +62,6 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.polled = true;
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -108,16 +95,6 @@ impl Body for RequestBody {
     }
 }
 
-impl Drop for RequestBody {
-    fn drop(&mut self) {
-        if let (false, Some(slot)) = (self.polled, &self.retry) {
-            if let Ok(mut slot) = slot.lock() {
-                *slot = self.inner.take();
-            }
-        }
-    }
-}
-
 /// Runs once when a response body is dropped: fully sent, or the client gone.
 pub trait OnComplete: Send + Sync + 'static {
     fn complete(self: Box<Self>, bytes_out: u64);
@@ -129,6 +106,9 @@ enum Kind {
         body: Incoming,
         silence: Duration,
         timer: Option<Pin<Box<Sleep>>>,
+        /// The connection it arrives on, reusable once the body ended cleanly.
+        lease: Option<Lease>,
+        ended: bool,
     },
 }
 
@@ -151,12 +131,14 @@ impl ResponseBody {
     }
 
     /// Streams an upstream body; `silence` is the longest pause allowed between frames.
-    pub fn upstream(body: Incoming, silence: Duration) -> Self {
+    pub fn upstream(body: Incoming, silence: Duration, lease: Lease) -> Self {
         ResponseBody {
             kind: Kind::Upstream {
                 body,
                 silence,
                 timer: None,
+                lease: Some(lease),
+                ended: false,
             },
             bytes_out: 0,
             on_complete: None,
@@ -188,9 +170,12 @@ impl Body for ResponseBody {
                 body,
                 silence,
                 timer,
+                ended,
+                ..
             } => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(frame) => {
                     *timer = None;
+                    *ended = frame.is_none();
                     Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
                 }
                 Poll::Pending => {
@@ -234,6 +219,16 @@ impl Body for ResponseBody {
 /// gone, so completion is recorded here, exactly once.
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        if let Kind::Upstream {
+            body, lease, ended, ..
+        } = &mut self.kind
+        {
+            // Only a connection whose response was read to its end can carry
+            // another request; any other is closed by dropping its lease.
+            if let Some(lease) = lease.take().filter(|_| *ended || body.is_end_stream()) {
+                lease.release();
+            }
+        }
         if let Some(f) = self.on_complete.take() {
             f.complete(self.bytes_out);
         }

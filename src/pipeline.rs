@@ -135,9 +135,13 @@ async fn run(
                 max: state.limits.max_body,
                 stats: ctx.stats.clone(),
             };
-            let (res, target) = gw.upstreams.forward(fwd, parts, body, limit).await?;
-            ctx.upstream = Some(target.to_string());
-            Ok((res.map(|b| ResponseBody::upstream(b, route.timeout)), true))
+            let answer = gw.upstreams.forward(fwd, parts, body, limit).await?;
+            ctx.upstream = Some(answer.target.to_string());
+            let lease = answer.lease;
+            let res = answer
+                .response
+                .map(|b| ResponseBody::upstream(b, route.timeout, lease));
+            Ok((res, true))
         }
     }
 }

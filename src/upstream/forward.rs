@@ -1,0 +1,195 @@
+//! Sending a request upstream: target choice (round robin, a target that
+//! refused a connection skipped for 10 s, one retry on another target when
+//! no connection could be made), the route timeout up to the response head,
+//! and one retry on a fresh connection when a pooled one turned out closed
+//! before the request was written.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::uri::{PathAndQuery, Uri};
+use http::{request, Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::error::UpstreamError;
+use super::pool::{Lease, Pool};
+use crate::body::{RequestBody, RequestStats};
+use crate::config::UpstreamTarget;
+
+/// How long a target that refused a connection is skipped.
+const DOWN_FOR: Duration = Duration::from_secs(10);
+
+pub struct Upstreams {
+    pool: Pool,
+    next: AtomicUsize,
+    /// Targets that refused a connection, and until when they are skipped.
+    down: Mutex<Vec<(UpstreamTarget, Instant)>>,
+}
+
+/// The `max_body` limit and the counter the request body reports to.
+pub struct BodyLimit {
+    pub max: u64,
+    pub stats: Arc<RequestStats>,
+}
+
+/// What `forward` needs besides the request.
+pub struct Forward<'a> {
+    pub targets: &'a [UpstreamTarget],
+    pub path_and_query: &'a str,
+    pub timeout: Duration,
+}
+
+/// A response head from the upstream, the connection it came on (to be
+/// released once its body is done) and the target that answered.
+pub struct Answer<'t> {
+    pub response: Response<Incoming>,
+    pub lease: Lease,
+    pub target: &'t UpstreamTarget,
+}
+
+impl Upstreams {
+    pub fn new(idle_timeout: Duration) -> std::io::Result<Upstreams> {
+        Ok(Upstreams {
+            pool: Pool::new(idle_timeout)?,
+            next: AtomicUsize::new(0),
+            down: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub async fn forward<'t>(
+        &self,
+        fwd: Forward<'t>,
+        parts: request::Parts,
+        body: hyper::body::Incoming,
+        limit: BodyLimit,
+    ) -> Result<Answer<'t>, UpstreamError> {
+        let deadline = Instant::now() + fwd.timeout;
+        let req = Request::from_parts(parts, RequestBody::new(body, limit.max, limit.stats));
+        match tokio::time::timeout_at(deadline, self.exchange(&fwd, req)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+
+    async fn exchange<'t>(
+        &self,
+        fwd: &Forward<'t>,
+        mut req: Request<RequestBody>,
+    ) -> Result<Answer<'t>, UpstreamError> {
+        // Connect before anything is sent, so a target that refuses can be
+        // swapped for another with the request still in hand.
+        let first = self.pick(fwd.targets, None);
+        let (target, mut lease) = match self.pool.checkout(first).await {
+            Ok(lease) => (first, lease),
+            Err(e) if fwd.targets.len() == 1 => return Err(UpstreamError::Connect(e)),
+            Err(_) => {
+                self.mark_down(first);
+                let second = self.pick(fwd.targets, Some(first));
+                match self.pool.checkout(second).await {
+                    Ok(lease) => (second, lease),
+                    Err(e) => {
+                        self.mark_down(second);
+                        return Err(UpstreamError::Connect(e));
+                    }
+                }
+            }
+        };
+        prepare(&mut req, target, fwd.path_and_query);
+        // A pooled connection may have been closed by the upstream while idle:
+        // if the request was not written, it goes once more on a new connection.
+        if lease.tx.ready().await.is_err() && lease.reused {
+            lease = self
+                .pool
+                .connect(lease.key())
+                .await
+                .map_err(UpstreamError::Connect)?;
+            lease
+                .tx
+                .ready()
+                .await
+                .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        }
+        let response = match lease.tx.try_send_request(req).await {
+            Ok(response) => response,
+            Err(mut e) => match (e.take_message(), lease.reused) {
+                (Some(req), true) => {
+                    lease = self
+                        .pool
+                        .connect(lease.key())
+                        .await
+                        .map_err(UpstreamError::Connect)?;
+                    lease
+                        .tx
+                        .ready()
+                        .await
+                        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+                    lease
+                        .tx
+                        .send_request(req)
+                        .await
+                        .map_err(UpstreamError::from_send)?
+                }
+                _ => return Err(UpstreamError::from_send(e.into_error())),
+            },
+        };
+        Ok(Answer {
+            response,
+            lease,
+            target,
+        })
+    }
+
+    /// Round robin over the targets, skipping those marked down (unless all are).
+    fn pick<'a>(
+        &self,
+        targets: &'a [UpstreamTarget],
+        not: Option<&UpstreamTarget>,
+    ) -> &'a UpstreamTarget {
+        if targets.len() == 1 {
+            return &targets[0];
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let down: Vec<UpstreamTarget> = self
+            .down
+            .lock()
+            .map(|d| {
+                d.iter()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(t, _)| t.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let in_order = || (0..targets.len()).map(|i| &targets[(start + i) % targets.len()]);
+        in_order()
+            .find(|t| Some(*t) != not && !down.contains(t))
+            .or_else(|| in_order().find(|t| Some(*t) != not))
+            .unwrap_or(&targets[0])
+    }
+
+    fn mark_down(&self, target: &UpstreamTarget) {
+        if let Ok(mut down) = self.down.lock() {
+            let now = Instant::now();
+            down.retain(|(t, until)| *until > now && t != target);
+            down.push((target.clone(), now + DOWN_FOR));
+        }
+    }
+}
+
+/// The request as the chosen target receives it: origin-form target, `Host`,
+/// HTTP/1.1 (whatever the client spoke, h2 included).
+fn prepare(req: &mut Request<RequestBody>, target: &UpstreamTarget, path_and_query: &str) {
+    let pq = match target.base_path.is_empty() {
+        true => PathAndQuery::from_str(path_and_query),
+        false => PathAndQuery::from_str(&format!("{}{}", target.base_path, path_and_query)),
+    };
+    // The path was normalised and the query came in a valid URI, so this parses.
+    if let Ok(uri) = pq.map(Uri::from) {
+        *req.uri_mut() = uri;
+    }
+    crate::rewrite::set_host(req.headers_mut(), &target.authority);
+    *req.version_mut() = http::Version::HTTP_11;
+}
