@@ -25,7 +25,7 @@ pub struct AccessRecord {
     pub path: String,
     pub route: Option<Arc<str>>,
     pub status: u16,
-    pub upstream: Option<String>,
+    pub upstream: Option<Arc<str>>,
     pub principal: Option<String>,
     pub stats: Arc<RequestStats>,
 }
@@ -49,7 +49,7 @@ pub fn write(r: &AccessRecord, bytes_out: u64) {
             "route": r.route.as_deref(),
             "status": r.status,
             "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
-            "upstream": r.upstream,
+            "upstream": r.upstream.as_deref(),
             "principal": r.principal,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,

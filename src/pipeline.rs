@@ -24,6 +24,8 @@ use crate::{decorate, echo, headers, request_id, rewrite};
 /// The client's connection, as requests on it see it.
 pub struct ConnInfo {
     pub client: SocketAddr,
+    /// The client's IP as a header value, made once per connection for `X-Forwarded-For`.
+    pub client_ip: HeaderValue,
     /// `http` or `https`.
     pub proto: &'static str,
     pub clock: Arc<ConnClock>,
@@ -34,7 +36,7 @@ struct RequestCtx {
     request_id: HeaderValue,
     path: String,
     route: Option<Arc<str>>,
-    upstream: Option<String>,
+    upstream: Option<Arc<str>>,
     stats: Arc<RequestStats>,
 }
 
@@ -117,7 +119,7 @@ async fn run(
     rewrite::request(
         &mut parts.headers,
         &rewrite::Origin {
-            client_ip: conn.client.ip(),
+            client_ip: &conn.client_ip,
             proto: conn.proto,
             host: host.as_deref(),
             request_id: &ctx.request_id,
@@ -136,7 +138,7 @@ async fn run(
                 stats: ctx.stats.clone(),
             };
             let answer = gw.upstreams.forward(fwd, parts, body, limit).await?;
-            ctx.upstream = Some(answer.target.to_string());
+            ctx.upstream = Some(answer.target.display.clone());
             let lease = answer.lease;
             let res = answer
                 .response

@@ -29,8 +29,18 @@ fn generate() -> HeaderValue {
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{:016x}{:016x}", seed, splitmix(seed ^ n));
-    HeaderValue::from_str(&id).expect("hex is a valid header value")
+    let mut id = [0u8; 32];
+    hex(&mut id[..16], seed);
+    hex(&mut id[16..], splitmix(seed ^ n));
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+}
+
+/// Lower-case hex of `v` into 16 bytes (no formatting machinery on the hot path).
+fn hex(out: &mut [u8], v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
 }
 
 /// A bijective mixer, so distinct counters give distinct ids.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -45,6 +46,8 @@ pub async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, life: Lifecycl
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             client,
+            client_ip: HeaderValue::from_str(&client.ip().to_string())
+                .expect("an IP address is a valid header value"),
             proto: "http",
             clock: ConnClock::new(),
         };

@@ -158,10 +158,12 @@ pub struct UpstreamTarget {
     pub authority: Authority,
     /// The URL's path without a trailing `/` (empty for none).
     pub base_path: String,
+    /// `scheme://authority/base`, made once for access records.
+    pub display: Arc<str>,
 }
 
 impl std::fmt::Display for UpstreamTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+        f.write_str(&self.display)
     }
 }

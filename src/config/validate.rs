@@ -576,10 +576,12 @@ fn upstream_target(url: &str) -> Result<UpstreamTarget, String> {
     if uri.query().is_some() {
         return Err(format!("{url:?}: an upstream URL has no query string"));
     }
+    let base_path = uri.path().trim_end_matches('/').to_string();
     Ok(UpstreamTarget {
+        display: format!("{scheme}://{authority}{base_path}").into(),
         scheme,
         authority,
-        base_path: uri.path().trim_end_matches('/').to_string(),
+        base_path,
     })
 }
 

@@ -88,7 +88,12 @@ async fn upstream_closing_before_the_head_is_502() {
 async fn upstream_closing_idle_keep_alive_connections_is_not_an_error() {
     // Answers each request completely, then closes the connection without
     // saying so (as a server with a short keep-alive timeout does).
-    let addr = scripted_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", Duration::ZERO, b"").await;
+    let addr = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        Duration::ZERO,
+        b"",
+    )
+    .await;
     let gw = Gateway::start(&route(addr, "5s")).await;
     for i in 0..5 {
         let res = gw.client().get("/x").send().await;
@@ -107,8 +112,16 @@ async fn idle_upstream_connections_close_after_idle_timeout() {
     let gw = Gateway::start(&yaml).await;
     assert_eq!(gw.client().get("/x").send().await.status, 200);
     assert_eq!(gw.client().get("/x").send().await.status, 200);
-    assert_eq!(up.connections(), 1, "back-to-back requests reuse the connection");
+    assert_eq!(
+        up.connections(),
+        1,
+        "back-to-back requests reuse the connection"
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(gw.client().get("/x").send().await.status, 200);
-    assert_eq!(up.connections(), 2, "an idle pooled connection should have been closed");
+    assert_eq!(
+        up.connections(),
+        2,
+        "an idle pooled connection should have been closed"
+    );
 }
