@@ -2,7 +2,6 @@
 //! identity headers stripped, `X-Forwarded-*` and `X-Request-Id` set.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::uri::Authority;
 
 use crate::headers::{self, HOP_BY_HOP, PRINCIPAL_PREFIX};
 
@@ -34,13 +33,6 @@ pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
         None => h.remove(&headers::X_FORWARDED_HOST),
     };
     h.insert(&headers::X_REQUEST_ID, origin.request_id.clone());
-}
-
-/// `Host` is the upstream's authority.
-pub fn set_host(h: &mut HeaderMap, authority: &Authority) {
-    if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-        h.insert(&headers::HOST, v);
-    }
 }
 
 /// Removes hop-by-hop headers (RFC 9110 section 7.6.1) and the names the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
-use http::Method;
+use http::{HeaderValue, Method};
 
 pub use super::raw::LogFormat;
 use crate::route::Template;
@@ -160,6 +160,8 @@ pub struct UpstreamTarget {
     pub base_path: String,
     /// `scheme://authority/base`, made once for access records.
     pub display: Arc<str>,
+    /// The `Host` header upstream requests carry, made once.
+    pub host: HeaderValue,
 }
 
 impl std::fmt::Display for UpstreamTarget {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use http::uri::{Scheme, Uri};
-use http::Method;
+use http::{HeaderValue, Method};
 use serde::Deserialize;
 
 use super::de::from_node;
@@ -577,7 +577,9 @@ fn upstream_target(url: &str) -> Result<UpstreamTarget, String> {
         return Err(format!("{url:?}: an upstream URL has no query string"));
     }
     let base_path = uri.path().trim_end_matches('/').to_string();
+    let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
     Ok(UpstreamTarget {
+        host,
         display: format!("{scheme}://{authority}{base_path}").into(),
         scheme,
         authority,

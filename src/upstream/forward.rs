@@ -190,6 +190,7 @@ fn prepare(req: &mut Request<RequestBody>, target: &UpstreamTarget, path_and_que
     if let Ok(uri) = pq.map(Uri::from) {
         *req.uri_mut() = uri;
     }
-    crate::rewrite::set_host(req.headers_mut(), &target.authority);
+    req.headers_mut()
+        .insert(&crate::headers::HOST, target.host.clone());
     *req.version_mut() = http::Version::HTTP_11;
 }
