@@ -268,3 +268,42 @@ async fn h2c_prior_knowledge_is_served_on_the_plain_listener() {
     assert_eq!(got.target, "/h2/path?q=1");
     assert_eq!(got.headers["x-forwarded-host"], gw.addr.to_string());
 }
+
+#[tokio::test]
+async fn bodiless_responses_keep_the_upstream_connection_reusable() {
+    let up = Upstream::with(|req, log| {
+        Box::pin(async move {
+            let rec = crate::harness::upstream::record(req, &log).await;
+            let status = match rec.target.as_str() {
+                "/no-content" => 204,
+                "/not-modified" => 304,
+                _ => 200,
+            };
+            http::Response::builder()
+                .status(status)
+                .header("content-length", if status == 200 { "5" } else { "0" })
+                .body(crate::harness::full(if status == 200 {
+                    "hello"
+                } else {
+                    ""
+                }))
+                .unwrap()
+        })
+    })
+    .await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let head = gw.client().request(http::Method::HEAD, "/x").send().await;
+    assert_eq!((head.status.as_u16(), head.body.len()), (200, 0));
+    assert_eq!(gw.client().get("/no-content").send().await.status, 204);
+    assert_eq!(gw.client().get("/not-modified").send().await.status, 304);
+    let res = gw.client().get("/x").send().await;
+    assert_eq!(
+        (res.status.as_u16(), res.body.as_ref()),
+        (200, &b"hello"[..])
+    );
+    assert_eq!(
+        up.connections(),
+        1,
+        "every answer left the connection reusable"
+    );
+}

@@ -4,7 +4,7 @@
 
 mod client;
 pub mod gateway;
-mod upstream;
+pub mod upstream;
 
 pub use client::{raw, raw_keepalive};
 pub use gateway::{Binary, Gateway};
