@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::error::UpstreamError;
-use super::pool::{Lease, Pool};
+use super::pool::{Key, Lease, Pool};
 use crate::body::{RequestBody, RequestStats};
 use crate::config::UpstreamTarget;
 
@@ -100,32 +100,17 @@ impl Upstreams {
         prepare(&mut req, target, fwd.path_and_query);
         // A pooled connection may have been closed by the upstream while idle:
         // if the request was not written, it goes once more on a new connection.
-        if lease.tx.ready().await.is_err() && lease.reused {
-            lease = self
-                .pool
-                .connect(lease.key())
-                .await
-                .map_err(UpstreamError::Connect)?;
-            lease
-                .tx
-                .ready()
-                .await
-                .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        if let Err(e) = lease.tx.ready().await {
+            if !lease.reused {
+                return Err(UpstreamError::Connect(Box::new(e)));
+            }
+            lease = self.fresh(lease.key()).await?;
         }
         let response = match lease.tx.try_send_request(req).await {
             Ok(response) => response,
             Err(mut e) => match (e.take_message(), lease.reused) {
                 (Some(req), true) => {
-                    lease = self
-                        .pool
-                        .connect(lease.key())
-                        .await
-                        .map_err(UpstreamError::Connect)?;
-                    lease
-                        .tx
-                        .ready()
-                        .await
-                        .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+                    lease = self.fresh(lease.key()).await?;
                     lease
                         .tx
                         .send_request(req)
@@ -140,6 +125,21 @@ impl Upstreams {
             lease,
             target,
         })
+    }
+
+    /// A new connection, ready to take a request.
+    async fn fresh(&self, key: Key) -> Result<Lease, UpstreamError> {
+        let mut lease = self
+            .pool
+            .connect(key)
+            .await
+            .map_err(UpstreamError::Connect)?;
+        lease
+            .tx
+            .ready()
+            .await
+            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
+        Ok(lease)
     }
 
     /// Round robin over the targets, skipping those marked down (unless all are).

@@ -18,7 +18,7 @@ use tower_service::Service;
 use crate::body::{BoxError, RequestBody};
 use crate::config::UpstreamTarget;
 
-type Key = (Scheme, Authority);
+pub type Key = (Scheme, Authority);
 
 pub struct Pool {
     inner: Arc<Inner>,
