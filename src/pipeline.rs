@@ -47,8 +47,11 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let in_flight = conn.clock.request_started();
     let state = gw.state.load_full();
-    let (start, time) = (Instant::now(), SystemTime::now());
-    let method = req.method().clone();
+    // Only the access record needs these; skip the clock reads when it is off.
+    let started = state
+        .log
+        .access
+        .then(|| (Instant::now(), SystemTime::now(), req.method().clone()));
     let mut ctx = RequestCtx {
         request_id: request_id::keep_or_generate(req.headers()),
         path: String::new(),
@@ -70,7 +73,7 @@ pub async fn handle(
         }
     };
     decorate::response(&mut res, &ctx.request_id, from_upstream);
-    if state.log.access {
+    if let Some((start, time, method)) = started {
         let status = res.status().as_u16();
         res.body_mut().on_complete(Box::new(AccessRecord {
             format: state.log.format,
@@ -121,7 +124,7 @@ async fn run(
         &rewrite::Origin {
             client_ip: &conn.client_ip,
             proto: conn.proto,
-            host: host.as_deref(),
+            host,
             request_id: &ctx.request_id,
         },
     );
@@ -186,13 +189,12 @@ fn upstream_path(path: &str, route: &Route, query: Option<&str>) -> String {
 }
 
 /// The host the client asked for: `Host`, else the request target's authority (HTTP/2).
-fn client_host(req: &Request<Incoming>) -> Option<String> {
-    match req
-        .headers()
-        .get(&headers::HOST)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(h) => Some(h.to_string()),
-        None => req.uri().authority().map(|a| a.as_str().to_string()),
+fn client_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    match req.headers().get(&headers::HOST) {
+        Some(h) => Some(h.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     }
 }

@@ -12,7 +12,7 @@ pub struct Origin<'a> {
     /// `http` or `https`, as the client connected.
     pub proto: &'static str,
     /// The host the client asked for (`Host`, or the HTTP/2 `:authority`).
-    pub host: Option<&'a str>,
+    pub host: Option<HeaderValue>,
     pub request_id: &'a HeaderValue,
 }
 
@@ -20,7 +20,6 @@ pub struct Origin<'a> {
 /// survive where the gateway sets one.
 pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     let forwarded_for = forwarded_for(h, origin.client_ip);
-    let host = origin.host.and_then(|v| HeaderValue::from_str(v).ok());
     strip_hop_by_hop(h);
     strip_principal(h);
     h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
@@ -28,7 +27,7 @@ pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
         &headers::X_FORWARDED_PROTO,
         HeaderValue::from_static(origin.proto),
     );
-    match host {
+    match origin.host.clone() {
         Some(v) => h.insert(&headers::X_FORWARDED_HOST, v),
         None => h.remove(&headers::X_FORWARDED_HOST),
     };
@@ -103,7 +102,7 @@ mod tests {
         Origin {
             client_ip: &CLIENT,
             proto: "http",
-            host: Some("gw.example"),
+            host: Some(HeaderValue::from_static("gw.example")),
             request_id: id,
         }
     }

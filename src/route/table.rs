@@ -25,10 +25,6 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
-    }
-
     /// Matches a normalised path (`route::normalize` output).
     pub fn lookup(&self, path: &str, method: &Method) -> Match<'_> {
         let segments: Vec<&str> = path[1..].split('/').collect();

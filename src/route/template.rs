@@ -11,7 +11,6 @@ enum Segment {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
-    text: String,
     segments: Vec<Segment>,
     /// A trailing `/*`: matches any rest of the path, or none.
     wildcard: bool,
@@ -37,15 +36,7 @@ impl Template {
                 );
             }
         }
-        Ok(Template {
-            text: text.to_string(),
-            segments,
-            wildcard,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
+        Ok(Template { segments, wildcard })
     }
 
     /// Does the normalised path (split on `/`, without the leading one) match?

@@ -19,16 +19,6 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// The `kind` label of `gateway_upstream_errors_total`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UpstreamError::Connect(_) => "connect",
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Reset(_) => "reset",
-            UpstreamError::Protocol(_) | UpstreamError::BodyTooLarge(_) => "protocol",
-        }
-    }
-
     /// Sorts a failure after the request was handed to a connection.
     pub fn from_send(e: hyper::Error) -> UpstreamError {
         let mut source = e.source();
