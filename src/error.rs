@@ -23,6 +23,21 @@ pub enum GatewayError {
     PayloadTooLarge(u64),
     #[error("this route requires a bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    #[error("Email already in use")]
+    EmailTaken,
+    #[error("Wrong credentials")]
+    WrongCredentials,
+    #[error("the refresh token is invalid, expired, revoked or already used")]
+    RefreshRejected,
+    #[error("too many failed sign-ins for this email; retry in {0} s")]
+    Throttled(u64),
+    /// Our fault (the store, a hashing thread); the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -30,7 +45,15 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::BadPath(_) | GatewayError::ConflictingFraming => StatusCode::BAD_REQUEST,
+            GatewayError::BadPath(_)
+            | GatewayError::ConflictingFraming
+            | GatewayError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::EmailTaken => StatusCode::CONFLICT,
+            GatewayError::WrongCredentials => StatusCode::UNAUTHORIZED,
+            GatewayError::RefreshRejected => StatusCode::FORBIDDEN,
+            GatewayError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -53,7 +76,11 @@ impl GatewayError {
     /// The response the client sees: status, implied headers, JSON body.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        let body = error_body(status, &self.to_string());
+        let message = match &self {
+            GatewayError::Internal(_) => "internal error".to_string(),
+            e => e.to_string(),
+        };
+        let body = error_body(status, &message);
         let mut res = Response::new(ResponseBody::full(body));
         *res.status_mut() = status;
         let h = res.headers_mut();
@@ -82,9 +109,21 @@ impl GatewayError {
             GatewayError::ConflictingFraming => {
                 h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
             }
+            GatewayError::Throttled(secs) => {
+                h.insert(&headers::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            // A body the client did not finish sending: the stream is desynced.
+            GatewayError::RequestTimeout => {
+                h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
+            }
             GatewayError::BadPath(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge(_)
+            | GatewayError::InvalidInput(_)
+            | GatewayError::EmailTaken
+            | GatewayError::WrongCredentials
+            | GatewayError::RefreshRejected
+            | GatewayError::Internal(_)
             | GatewayError::Upstream(_) => {}
         }
         res
@@ -115,6 +154,13 @@ mod tests {
             (GatewayError::MethodNotAllowed(vec![Method::GET]), 405),
             (GatewayError::PayloadTooLarge(1), 413),
             (GatewayError::Unauthorized, 401),
+            (GatewayError::InvalidInput("x".into()), 400),
+            (GatewayError::RequestTimeout, 408),
+            (GatewayError::EmailTaken, 409),
+            (GatewayError::WrongCredentials, 401),
+            (GatewayError::RefreshRejected, 403),
+            (GatewayError::Throttled(3), 429),
+            (GatewayError::Internal("x".into()), 500),
             (GatewayError::Upstream(UpstreamError::Timeout), 504),
             (GatewayError::Upstream(UpstreamError::BodyTooLarge(1)), 413),
             (
@@ -133,6 +179,20 @@ mod tests {
         for (err, want) in cases {
             assert_eq!(err.status().as_u16(), want, "{err:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn throttled_says_when_to_retry_and_internal_hides_its_detail() {
+        use http_body_util::BodyExt;
+        let res = GatewayError::Throttled(42).into_response();
+        assert_eq!(res.headers()[&headers::RETRY_AFTER], "42");
+        let res = GatewayError::Internal("disk on fire at /secret/path".into()).into_response();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("internal error") && !body.contains("secret"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod echo;
 pub mod error;
 pub mod framing;
 pub mod headers;
+pub mod identity;
 pub mod logging;
 pub mod pipeline;
 pub mod request_id;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use config::Config;
+use identity::Identity;
 use server::Lifecycle;
 use state::Gateway;
 
@@ -57,6 +59,8 @@ pub enum StartError {
     Roots(#[source] std::io::Error),
     #[error("the `tls` listener is not implemented yet (issue #5); remove `tls` or use `listen`")]
     TlsNotYet,
+    #[error("auth: {0}")]
+    Identity(#[from] identity::IdentityError),
 }
 
 impl Listeners {
@@ -87,7 +91,17 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let gw = Arc::new(Gateway::new(&config).map_err(StartError::Roots)?);
+    let identity = match config.auth.clone() {
+        Some(auth) => {
+            let opened = tokio::task::spawn_blocking(move || Identity::open(&auth)).await;
+            let id =
+                Arc::new(opened.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?);
+            id.spawn_purge();
+            Some(id)
+        }
+        None => None,
+    };
+    let gw = Arc::new(Gateway::new(&config, identity).map_err(StartError::Roots)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let life = Lifecycle {

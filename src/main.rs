@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use gateway::config::{self, Config, LogFormat};
+use gateway::identity::admin::{self, UsersCommand};
 use gateway::Listeners;
 
 // glibc malloc showed up as ~8% of CPU per proxied request (malloc, free,
@@ -39,6 +40,11 @@ enum Command {
     Serve,
     /// Validate the config and every file it references
     Check,
+    /// Manage users in the store (while the gateway is stopped)
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(&path),
         Command::Serve => serve(&path, cli.log_format),
+        Command::Users { command } => users(&path, command),
     }
 }
 
@@ -74,6 +81,30 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(auth) = config.auth else {
+        eprintln!(
+            "error: {} has no `auth` section, so there is no user store",
+            path.display()
+        );
+        return ExitCode::from(1);
+    };
+    match admin::run(&auth.store, command) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

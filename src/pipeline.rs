@@ -1,7 +1,7 @@
 //! The one path a request takes. `handle` wraps: snapshot, request id, the
 //! error mapping, decoration and the access record. `run` is the linear
-//! sequence of stages: framing -> normalise -> route -> authorize -> limit -> rewrite
-//! -> forward (or echo).
+//! sequence of stages: framing -> normalise -> (built-in endpoint) -> route ->
+//! authorize -> limit -> rewrite -> forward (or echo).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use crate::body::{RequestStats, ResponseBody};
 use crate::config::{AuthMode, Route, Target};
 use crate::conn::ConnClock;
 use crate::error::GatewayError;
+use crate::identity::{self, Endpoint};
 use crate::route::{self, Match};
 use crate::state::{Gateway, GatewayState};
 use crate::upstream::{BodyLimit, Forward};
@@ -108,6 +109,15 @@ async fn run(
         ctx.path = req.uri().path().to_string();
         GatewayError::BadPath(e)
     })?;
+    if let Some(identity) = gw.identity.as_deref() {
+        if let Some(endpoint) = Endpoint::at(&ctx.path) {
+            ctx.route = Some(Arc::from(endpoint.route_name()));
+            let read_timeout = state.limits.header_timeout;
+            let res = identity::endpoints::serve(identity, endpoint, req, read_timeout, &ctx.stats)
+                .await?;
+            return Ok((res, false));
+        }
+    }
     let route = match state.routes.lookup(&ctx.path, req.method()) {
         Match::Found(route) => route,
         Match::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),

@@ -2,9 +2,12 @@
 //! held in an `ArcSwap` so a reload can replace it without stopping traffic.
 //! The upstream client (and its connection pool) outlives snapshots.
 
+use std::sync::Arc;
+
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Limits, Log};
+use crate::identity::Identity;
 use crate::route::RouteTable;
 use crate::upstream::Upstreams;
 
@@ -27,13 +30,16 @@ impl GatewayState {
 pub struct Gateway {
     pub state: ArcSwap<GatewayState>,
     pub upstreams: Upstreams,
+    /// The built-in endpoints; `None` without an `auth` section.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Gateway {
-    pub fn new(config: &Config) -> std::io::Result<Gateway> {
+    pub fn new(config: &Config, identity: Option<Arc<Identity>>) -> std::io::Result<Gateway> {
         Ok(Gateway {
             state: ArcSwap::from_pointee(GatewayState::new(config)),
             upstreams: Upstreams::new(config.limits.idle_timeout)?,
+            identity,
         })
     }
 }

@@ -5,6 +5,8 @@ mod harness;
 
 mod cli;
 mod forwarding;
+mod identity;
+mod identity_ops;
 mod limits;
 mod routing;
 mod streaming;

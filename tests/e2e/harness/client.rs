@@ -100,18 +100,22 @@ impl RequestBuilder {
     }
 
     pub async fn send(self) -> Reply {
-        let req = self.req.body(Full::new(self.body)).unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(30), self.client.inner.request(req))
+        tokio::time::timeout(Duration::from_secs(30), self.try_send())
             .await
             .expect("request timed out")
-            .expect("request failed");
-        let (parts, body) = res.into_parts();
-        let body = body.collect().await.expect("reading the body").to_bytes();
-        Reply {
+            .expect("request failed")
+    }
+
+    /// Like `send`, for tests where the connection may legitimately fail.
+    pub async fn try_send(self) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+        let req = self.req.body(Full::new(self.body))?;
+        let (parts, body) = self.client.inner.request(req).await?.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 }
 

@@ -64,7 +64,9 @@ pub fn with_ephemeral_listen(yaml: &str) -> String {
 pub struct Binary {
     pub child: Child,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The folder holding the config (and any store); taken by `kill_hard`.
+    dir: Option<tempfile::TempDir>,
+    config: PathBuf,
     pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -116,7 +118,8 @@ impl Binary {
         Binary {
             child,
             addr,
-            _dir: dir,
+            dir: Some(dir),
+            config: file.to_path_buf(),
             stdout,
             stderr,
         }
@@ -124,6 +127,44 @@ impl Binary {
 
     pub fn client(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// The config file it runs with (its folder also holds the store).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// SIGKILL (no chance to flush anything), then the same config again on
+    /// a new port: what survives is what was durable.
+    pub async fn kill_and_restart(mut self) -> Binary {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let dir = self.dir.take().unwrap();
+        Binary::serve_file(&self.config.clone(), dir).await
+    }
+
+    /// SIGTERM (unless already stopped), then the same config again on a new port.
+    pub async fn restart(mut self) -> Binary {
+        if self.child.try_wait().unwrap().is_none() {
+            assert!(self.terminate().success());
+        }
+        let dir = self.dir.take().unwrap();
+        Binary::serve_file(&self.config.clone(), dir).await
+    }
+
+    /// Runs `gateway ARGS --config <this config>` to completion: (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn pid(&self) -> u32 {

@@ -2,11 +2,12 @@
 //! process or as the built binary), and clients that speak HTTP/1.1 on
 //! loopback ephemeral ports. No fixed ports, no readiness sleeps.
 
+pub mod auth;
 mod client;
 pub mod gateway;
 pub mod upstream;
 
-pub use client::{raw, raw_keepalive};
+pub use client::{raw, raw_keepalive, Client, Reply};
 pub use gateway::{Binary, Gateway};
 pub use upstream::{full, Upstream};
 

@@ -1,0 +1,267 @@
+//! `POST /signup`, `/signin`, `/refresh-token`, `/signout`, with the wire
+//! format of the service the gateway replaces (SPEC section 5).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::input::{check_new_password, Fields, Invalid};
+use super::records::{now_unix, Session, User};
+use super::store::{Presented, StoreError};
+use super::throttle::retry_after_secs;
+use super::tokens::{new_id, Issued};
+use super::Identity;
+use crate::body::{RequestStats, ResponseBody};
+use crate::error::GatewayError;
+use crate::headers;
+
+/// Largest request body the endpoints read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Signup,
+    Signin,
+    RefreshToken,
+    Signout,
+}
+
+impl Endpoint {
+    /// The endpoint at this (normalised) path, if any.
+    pub fn at(path: &str) -> Option<Endpoint> {
+        match path {
+            "/signup" => Some(Endpoint::Signup),
+            "/signin" => Some(Endpoint::Signin),
+            "/refresh-token" => Some(Endpoint::RefreshToken),
+            "/signout" => Some(Endpoint::Signout),
+            _ => None,
+        }
+    }
+
+    /// The `route` of access records and metrics.
+    pub fn route_name(self) -> &'static str {
+        match self {
+            Endpoint::Signup => "builtin:signup",
+            Endpoint::Signin => "builtin:signin",
+            Endpoint::RefreshToken => "builtin:refresh-token",
+            Endpoint::Signout => "builtin:signout",
+        }
+    }
+}
+
+impl From<Invalid> for GatewayError {
+    fn from(e: Invalid) -> Self {
+        GatewayError::InvalidInput(e.0)
+    }
+}
+
+impl From<StoreError> for GatewayError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => GatewayError::EmailTaken,
+            e => GatewayError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<super::password::HashError> for GatewayError {
+    fn from(e: super::password::HashError) -> Self {
+        GatewayError::Internal(e.to_string())
+    }
+}
+
+impl From<jsonwebtoken::errors::Error> for GatewayError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        GatewayError::Internal(format!("signing a token: {e}"))
+    }
+}
+
+/// Answers one endpoint request. The body must arrive within `read_timeout`.
+pub async fn serve(
+    id: &Identity,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    read_timeout: Duration,
+    stats: &RequestStats,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    if req.method() != Method::POST {
+        return Err(GatewayError::MethodNotAllowed(vec![Method::POST]));
+    }
+    let body = read_body(req, read_timeout).await?;
+    stats
+        .bytes_in
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let fields = Fields::parse(&body)?;
+    match endpoint {
+        Endpoint::Signup => signup(id, &fields).await,
+        Endpoint::Signin => signin(id, &fields).await,
+        Endpoint::RefreshToken => refresh(id, &fields).await,
+        Endpoint::Signout => signout(id, &fields).await,
+    }
+}
+
+async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, GatewayError> {
+    let too_large = GatewayError::PayloadTooLarge(MAX_BODY as u64);
+    let declared = req
+        .headers()
+        .get(&headers::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large);
+    }
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(GatewayError::RequestTimeout),
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
+        Ok(Err(_)) => Err(GatewayError::InvalidInput(
+            "the request body could not be read".into(),
+        )),
+    }
+}
+
+async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+    let email = f.email()?;
+    let password = f.password()?;
+    let first_name = f.name("firstName")?;
+    let last_name = f.name("lastName")?;
+    check_new_password(&password)?;
+    // Refuse a taken email before spending a hash on it; the write below
+    // checks again, atomically.
+    let probe = email.clone();
+    if id.store(move |s| s.email_taken(&probe)).await? {
+        return Err(GatewayError::EmailTaken);
+    }
+    let now = now_unix();
+    let user = User {
+        id: new_id(),
+        email,
+        first_name,
+        last_name,
+        password_hash: id.passwords.hash(password).await?,
+        scopes: id.default_scopes.clone(),
+        disabled: false,
+        created_at: now,
+    };
+    let (sid, issued, session) = new_session(id, &user, now)?;
+    id.store(move |s| s.create_user(&user, &sid, &session))
+        .await?;
+    Ok(tokens_response(StatusCode::CREATED, &issued))
+}
+
+async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+    // No syntax check here: a malformed email is just an unknown one.
+    let email = f.string("email")?.trim().to_lowercase();
+    let password = f.password()?;
+    id.throttle
+        .begin(&email, Instant::now())
+        .map_err(|wait| GatewayError::Throttled(retry_after_secs(wait)))?;
+    let probe = email.clone();
+    let user = id.store(move |s| s.user_by_email(&probe)).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = id.passwords.verify(password, hash).await?;
+    // Unknown, wrong and disabled all took one hash and look the same.
+    let user = match user {
+        Some(user) if matches && !user.disabled => user,
+        _ => return Err(GatewayError::WrongCredentials),
+    };
+    id.throttle.succeeded(&email);
+    let now = now_unix();
+    let (sid, issued, session) = new_session(id, &user, now)?;
+    id.store(move |s| s.start_session(&sid, &session)).await?;
+    Ok(tokens_response(StatusCode::OK, &issued))
+}
+
+async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+    let claims = id
+        .tokens
+        .verify_refresh(f.string("refreshToken")?)
+        .ok_or(GatewayError::RefreshRejected)?;
+    let now = now_unix();
+    let next_jti = new_id();
+    let expires_at = id.tokens.refresh_expiry(now);
+    let (sid, user_id, jti, next) = (claims.sid, claims.sub, claims.jti, next_jti.clone());
+    let presented = {
+        let sid = sid.clone();
+        id.store(move |s| s.rotate(&sid, &user_id, &jti, &next, expires_at, now))
+            .await?
+    };
+    let user = accepted(presented, &sid)?;
+    let issued = id.tokens.issue(&user, &sid, next_jti, now)?;
+    Ok(tokens_response(StatusCode::OK, &issued))
+}
+
+async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+    let claims = id
+        .tokens
+        .verify_refresh(f.string("refreshToken")?)
+        .ok_or(GatewayError::RefreshRejected)?;
+    let now = now_unix();
+    let (sid, user_id, jti) = (claims.sid.clone(), claims.sub, claims.jti);
+    let presented = id
+        .store(move |s| s.end_session(&sid, &user_id, &jti, now))
+        .await?;
+    accepted(presented, &claims.sid)?;
+    let mut res = Response::new(ResponseBody::full(Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(res)
+}
+
+/// The user a presented refresh token belongs to, if the session took it.
+fn accepted(presented: Presented, sid: &str) -> Result<User, GatewayError> {
+    match presented {
+        Presented::Current(user) => Ok(user),
+        Presented::Reused => {
+            tracing::warn!(
+                sid,
+                "a rotated refresh token was presented again: session revoked"
+            );
+            Err(GatewayError::RefreshRejected)
+        }
+        Presented::Dead => Err(GatewayError::RefreshRejected),
+    }
+}
+
+/// A new session id, its first tokens, and the record that remembers them.
+fn new_session(
+    id: &Identity,
+    user: &User,
+    now: u64,
+) -> Result<(String, Issued, Session), GatewayError> {
+    let sid = new_id();
+    let issued = id.tokens.issue(user, &sid, new_id(), now)?;
+    let session = Session {
+        user_id: user.id.clone(),
+        refresh_jti: issued.refresh_jti.clone(),
+        revoked: false,
+        expires_at: issued.refresh_exp,
+    };
+    Ok((sid, issued, session))
+}
+
+fn tokens_response(status: StatusCode, issued: &Issued) -> Response<ResponseBody> {
+    let body = serde_json::json!({
+        "success": true,
+        "data": {
+            "access_token": issued.access_token,
+            "refresh_token": issued.refresh_token,
+        }
+    });
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        &headers::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Tokens must not sit in any cache (RFC 6749 section 5.1).
+    h.insert(
+        &headers::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    res
+}

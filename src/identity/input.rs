@@ -1,0 +1,166 @@
+//! The endpoints' request bodies: a JSON object whose fields are checked one
+//! by one, so each bad input gets a 400 that names the field.
+
+use serde_json::{Map, Value};
+
+use super::password;
+
+/// Why a body was refused; the text is the 400's `message`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+pub struct Fields(Map<String, Value>);
+
+impl Fields {
+    pub fn parse(body: &[u8]) -> Result<Fields, Invalid> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(_) => Err(Invalid("the body must be a JSON object".into())),
+            Err(_) => Err(Invalid("the body is not valid JSON".into())),
+        }
+    }
+
+    /// A string field that is present and not empty.
+    pub fn string(&self, name: &str) -> Result<&str, Invalid> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Err(Invalid(format!("`{name}` is required"))),
+            Some(Value::String(s)) if s.is_empty() => {
+                Err(Invalid(format!("`{name}` must not be empty")))
+            }
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(Invalid(format!("`{name}` must be a string"))),
+        }
+    }
+
+    /// Trimmed and lower-cased; at most 254 bytes, one `@`, a non-empty local
+    /// part, a domain with a dot and no empty labels, no whitespace or controls.
+    pub fn email(&self) -> Result<String, Invalid> {
+        let email = self.string("email")?.trim().to_lowercase();
+        let bad = || Invalid("`email` is not a valid email address".into());
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+        let domain_ok = domain.contains('.') && domain.split('.').all(|l| !l.is_empty());
+        if local.is_empty() || domain.contains('@') || !domain_ok {
+            return Err(bad());
+        }
+        Ok(email)
+    }
+
+    /// Trimmed; 1 to 100 characters.
+    pub fn name(&self, field: &str) -> Result<String, Invalid> {
+        let name = self.string(field)?.trim();
+        if name.is_empty() {
+            return Err(Invalid(format!("`{field}` must not be empty")));
+        }
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Invalid(format!(
+                "`{field}` must be at most 100 characters, without control characters"
+            )));
+        }
+        Ok(name.to_string())
+    }
+
+    /// A password as given (never trimmed).
+    pub fn password(&self) -> Result<String, Invalid> {
+        Ok(self.string("password")?.to_string())
+    }
+}
+
+/// Rules for a new password: 8 to 72 bytes, no NUL (C bcrypts stop
+/// there), and not a common one.
+pub fn check_new_password(password: &str) -> Result<(), Invalid> {
+    if password.contains('\0') {
+        return Err(Invalid("`password` must not contain NUL".into()));
+    }
+    if !(password::MIN_BYTES..=password::MAX_BYTES).contains(&password.len()) {
+        return Err(Invalid(format!(
+            "`password` must be {} to {} bytes long",
+            password::MIN_BYTES,
+            password::MAX_BYTES
+        )));
+    }
+    if password::is_common(password) {
+        return Err(Invalid(
+            "`password` is one of the most common passwords; choose another".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(json: &str) -> Fields {
+        Fields::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_are_refused() {
+        for body in ["", "{", "[1]", "\"x\"", "null", "{\"a\":1,}"] {
+            assert!(Fields::parse(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn fields_must_be_present_non_empty_strings() {
+        let f = fields(r#"{"a":"x","n":null,"e":"","num":1,"arr":["x"]}"#);
+        assert_eq!(f.string("a"), Ok("x"));
+        for name in ["missing", "n", "e", "num", "arr"] {
+            let err = f.string(name).unwrap_err();
+            assert!(err.0.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_checked() {
+        let ok = |e: &str| fields(&serde_json::json!({ "email": e }).to_string()).email();
+        assert_eq!(ok("  Ann@Example.COM "), Ok("ann@example.com".into()));
+        assert_eq!(ok("a+b@x.io"), Ok("a+b@x.io".into()));
+        let long = format!("{}@x.io", "a".repeat(250));
+        for bad in [
+            "plain",
+            "@x.io",
+            "a@",
+            "a@x",
+            "a@@x.io",
+            "a@b@x.io",
+            "a b@x.io",
+            "a@x..io",
+            "a@.x.io",
+            "a@x.io.",
+            "a\u{0}@x.io",
+            " ",
+            long.as_str(),
+        ] {
+            assert!(ok(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded_in_characters() {
+        let name =
+            |n: &str| fields(&serde_json::json!({ "firstName": n }).to_string()).name("firstName");
+        assert_eq!(name("  Zoë "), Ok("Zoë".into()));
+        assert_eq!(name(&"é".repeat(100)), Ok("é".repeat(100)));
+        assert!(name("   ").is_err());
+        assert!(name(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn passwords_are_bounded_in_bytes_and_not_common() {
+        assert!(check_new_password("Tr0ub4dor&3x").is_ok());
+        assert!(check_new_password("short7!").is_err());
+        assert!(check_new_password(&"x".repeat(72)).is_ok());
+        assert!(check_new_password(&"x".repeat(73)).is_err());
+        // 36 two-byte characters are 72 bytes; 37 are too many.
+        assert!(check_new_password(&"é".repeat(36)).is_ok());
+        assert!(check_new_password(&"é".repeat(37)).is_err());
+        assert!(check_new_password("password1").is_err());
+        assert!(check_new_password("Password1").is_err());
+        assert!(check_new_password("abc\0defghij").is_err());
+    }
+}

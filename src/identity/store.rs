@@ -1,0 +1,475 @@
+//! The user store: one redb file. Every method is synchronous and may touch
+//! the disk, so the gateway calls them on blocking threads (`Identity::store`).
+//! Each write is one transaction, committed with redb's default (immediate,
+//! fsynced) durability before the method returns: acknowledged means on disk.
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+
+use super::records::{Session, User};
+
+/// user id -> `User`
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// email -> user id
+const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// session id (`sid`) -> `Session`
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// user id -> its session ids, to revoke them all at once
+const USER_SESSIONS: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("user_sessions");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the user store {0} is in use by another process, most likely a running gateway; stop it first (one process at a time may hold the store)")]
+    InUse(PathBuf),
+    #[error("cannot create the store {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("email already in use")]
+    EmailTaken,
+    #[error("no user with email {0}")]
+    NoSuchUser(String),
+    #[error("store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("store: a record does not decode: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What a presented refresh token turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// The session's current token: the action went through.
+    Current(User),
+    /// An already rotated token: the whole session is now revoked.
+    Reused,
+    /// Unknown, revoked or expired session, or a user that is gone or disabled.
+    Dead,
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates, with its folder) the store. Fails with `InUse` when
+    /// another process has it open: redb locks the file. Created files and
+    /// folders are private to the gateway's user (password hashes live here).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| StoreError::Folder {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        // An empty file is one redb initialises; making it first sets the mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Folder {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
+            e => StoreError::Db(e.into()),
+        })?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        store.write(|tx| {
+            tx.open_table(USERS)?;
+            tx.open_table(EMAILS)?;
+            tx.open_table(SESSIONS)?;
+            tx.open_multimap_table(USER_SESSIONS)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Claims the email and starts the first session in one transaction, so
+    /// of concurrent sign-ups of one email exactly one succeeds.
+    pub fn create_user(&self, user: &User, sid: &str, session: &Session) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut emails = tx.open_table(EMAILS)?;
+            if emails.get(user.email.as_str())?.is_some() {
+                return Err(StoreError::EmailTaken);
+            }
+            emails.insert(user.email.as_str(), user.id.as_str())?;
+            put_user(tx, user)?;
+            put_session(tx, sid, session)?;
+            Ok(())
+        })
+    }
+
+    pub fn email_taken(&self, email: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(EMAILS)?.get(email)?.is_some())
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let Some(id) = tx.open_table(EMAILS)?.get(email)? else {
+            return Ok(None);
+        };
+        let users = tx.open_table(USERS)?;
+        let user = users.get(id.value())?;
+        Ok(user
+            .map(|u| serde_json::from_slice(u.value()))
+            .transpose()?)
+    }
+
+    pub fn start_session(&self, sid: &str, session: &Session) -> Result<(), StoreError> {
+        self.write(|tx| put_session(tx, sid, session))
+    }
+
+    /// Rotation: if `jti` is the session's current refresh token, replace it
+    /// with `next_jti` (valid until `expires_at`); if it is an older one,
+    /// revoke the session (reuse detection).
+    pub fn rotate(
+        &self,
+        sid: &str,
+        user_id: &str,
+        jti: &str,
+        next_jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Presented, StoreError> {
+        self.present(sid, user_id, jti, now, |s| {
+            s.refresh_jti = next_jti.to_string();
+            s.expires_at = expires_at;
+        })
+    }
+
+    /// Sign-out: revoke the session the current refresh token belongs to.
+    pub fn end_session(
+        &self,
+        sid: &str,
+        user_id: &str,
+        jti: &str,
+        now: u64,
+    ) -> Result<Presented, StoreError> {
+        self.present(sid, user_id, jti, now, |s| s.revoked = true)
+    }
+
+    fn present(
+        &self,
+        sid: &str,
+        user_id: &str,
+        jti: &str,
+        now: u64,
+        on_current: impl FnOnce(&mut Session),
+    ) -> Result<Presented, StoreError> {
+        self.write(|tx| {
+            let Some(mut session) = get_session(tx, sid)? else {
+                return Ok(Presented::Dead);
+            };
+            if session.user_id != user_id || !session.is_live(now) {
+                return Ok(Presented::Dead);
+            }
+            if session.refresh_jti != jti {
+                session.revoked = true;
+                put_session(tx, sid, &session)?;
+                return Ok(Presented::Reused);
+            }
+            let user = match get_user(tx, user_id)? {
+                Some(user) if !user.disabled => user,
+                _ => return Ok(Presented::Dead),
+            };
+            on_current(&mut session);
+            put_session(tx, sid, &session)?;
+            Ok(Presented::Current(user))
+        })
+    }
+
+    /// Is this session revoked, expired or unknown? (The authorizer asks.)
+    pub fn session_live(&self, sid: &str, now: u64) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let sessions = tx.open_table(SESSIONS)?;
+        let session: Option<Session> = sessions
+            .get(sid)?
+            .map(|s| serde_json::from_slice(s.value()))
+            .transpose()?;
+        Ok(session.is_some_and(|s| s.is_live(now)))
+    }
+
+    /// Deletes sessions whose refresh token expired more than `grace` seconds
+    /// ago (the grace outlives every access token issued from them).
+    pub fn purge_expired(&self, now: u64, grace: u64) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            let mut sessions = tx.open_table(SESSIONS)?;
+            let mut index = tx.open_multimap_table(USER_SESSIONS)?;
+            let mut dead = Vec::new();
+            for entry in sessions.iter()? {
+                let (sid, value) = entry?;
+                let s: Session = serde_json::from_slice(value.value())?;
+                if s.expires_at.saturating_add(grace) < now {
+                    dead.push((sid.value().to_string(), s.user_id));
+                }
+            }
+            for (sid, user_id) in &dead {
+                sessions.remove(sid.as_str())?;
+                index.remove(user_id.as_str(), sid.as_str())?;
+            }
+            Ok(dead.len())
+        })
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let users = tx.open_table(USERS)?;
+        let mut all = Vec::with_capacity(users.len()? as usize);
+        for entry in users.iter()? {
+            all.push(serde_json::from_slice(entry?.1.value())?);
+        }
+        Ok(all)
+    }
+
+    /// Live sessions of the user with this email.
+    pub fn session_count(&self, email: &str, now: u64) -> Result<usize, StoreError> {
+        let user = self.required_user(email)?;
+        let tx = self.db.begin_read()?;
+        let index = tx.open_multimap_table(USER_SESSIONS)?;
+        let sessions = tx.open_table(SESSIONS)?;
+        let mut live = 0;
+        for sid in index.get(user.id.as_str())? {
+            if let Some(s) = sessions.get(sid?.value())? {
+                let s: Session = serde_json::from_slice(s.value())?;
+                live += usize::from(s.is_live(now));
+            }
+        }
+        Ok(live)
+    }
+
+    /// Changes one user; `revoke` also revokes all their sessions. Returns the
+    /// changed user and how many sessions were revoked.
+    pub fn update_user(
+        &self,
+        email: &str,
+        revoke: bool,
+        change: impl FnOnce(&mut User),
+    ) -> Result<(User, usize), StoreError> {
+        self.write(|tx| {
+            let id = match tx.open_table(EMAILS)?.get(email)? {
+                Some(id) => id.value().to_string(),
+                None => return Err(StoreError::NoSuchUser(email.to_string())),
+            };
+            let mut user =
+                get_user(tx, &id)?.ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+            change(&mut user);
+            put_user(tx, &user)?;
+            let mut revoked = 0;
+            if revoke {
+                let sids: Vec<String> = tx
+                    .open_multimap_table(USER_SESSIONS)?
+                    .get(id.as_str())?
+                    .map(|sid| sid.map(|s| s.value().to_string()))
+                    .collect::<Result<_, _>>()?;
+                for sid in sids {
+                    if let Some(mut s) = get_session(tx, &sid)?.filter(|s| !s.revoked) {
+                        s.revoked = true;
+                        put_session(tx, &sid, &s)?;
+                        revoked += 1;
+                    }
+                }
+            }
+            Ok((user, revoked))
+        })
+    }
+
+    pub fn required_user(&self, email: &str) -> Result<User, StoreError> {
+        self.user_by_email(email)?
+            .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))
+    }
+
+    /// Runs `f` in one write transaction and commits (durably) if it succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn get_user(tx: &WriteTransaction, id: &str) -> Result<Option<User>, StoreError> {
+    let users = tx.open_table(USERS)?;
+    let user = users.get(id)?;
+    Ok(user
+        .map(|u| serde_json::from_slice(u.value()))
+        .transpose()?)
+}
+
+fn put_user(tx: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(user)?;
+    tx.open_table(USERS)?
+        .insert(user.id.as_str(), bytes.as_slice())?;
+    Ok(())
+}
+
+fn get_session(tx: &WriteTransaction, sid: &str) -> Result<Option<Session>, StoreError> {
+    let sessions = tx.open_table(SESSIONS)?;
+    let session = sessions.get(sid)?;
+    Ok(session
+        .map(|s| serde_json::from_slice(s.value()))
+        .transpose()?)
+}
+
+/// Writes the session and indexes it under its user (idempotent).
+fn put_session(tx: &WriteTransaction, sid: &str, session: &Session) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(session)?;
+    tx.open_table(SESSIONS)?.insert(sid, bytes.as_slice())?;
+    tx.open_multimap_table(USER_SESSIONS)?
+        .insert(session.user_id.as_str(), sid)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(email: &str) -> User {
+        User {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: email.to_string(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            password_hash: "h".into(),
+            scopes: vec![],
+            disabled: false,
+            created_at: 1,
+        }
+    }
+
+    fn session(user: &User, jti: &str, expires_at: u64) -> Session {
+        Session {
+            user_id: user.id.clone(),
+            refresh_jti: jti.into(),
+            revoked: false,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn email_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d/users.redb")).unwrap();
+        let a = user("a@x.io");
+        store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
+        let b = user("a@x.io");
+        let err = store.create_user(&b, "s2", &session(&b, "j", 100));
+        assert!(matches!(err, Err(StoreError::EmailTaken)));
+        assert_eq!(store.users().unwrap(), vec![a.clone()]);
+        assert_eq!(store.user_by_email("a@x.io").unwrap(), Some(a));
+    }
+
+    #[test]
+    fn rotation_then_reuse_revokes_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store.create_user(&a, "s", &session(&a, "j1", 100)).unwrap();
+        let r = store.rotate("s", &a.id, "j1", "j2", 200, 10).unwrap();
+        assert_eq!(r, Presented::Current(a.clone()));
+        assert_eq!(
+            store.rotate("s", &a.id, "j1", "j3", 200, 11).unwrap(),
+            Presented::Reused
+        );
+        // The newest token died with the session.
+        assert_eq!(
+            store.rotate("s", &a.id, "j2", "j4", 200, 12).unwrap(),
+            Presented::Dead
+        );
+        assert!(!store.session_live("s", 12).unwrap());
+    }
+
+    #[test]
+    fn expired_sessions_are_purged_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store
+            .create_user(&a, "old", &session(&a, "j", 100))
+            .unwrap();
+        store.start_session("new", &session(&a, "k", 1000)).unwrap();
+        assert_eq!(store.purge_expired(150, 60).unwrap(), 0);
+        assert_eq!(store.purge_expired(161, 60).unwrap(), 1);
+        assert!(store.session_live("new", 161).unwrap());
+        assert_eq!(store.session_count("a@x.io", 161).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_new_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/users.redb");
+        Store::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_second_open_is_refused_while_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.redb");
+        let _held = Store::open(&path).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::InUse(_))));
+    }
+
+    #[test]
+    fn disabling_revokes_every_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
+        store.start_session("s2", &session(&a, "k", 100)).unwrap();
+        let (u, revoked) = store
+            .update_user("a@x.io", true, |u| u.disabled = true)
+            .unwrap();
+        assert!(u.disabled);
+        assert_eq!(revoked, 2);
+        assert_eq!(
+            store.rotate("s1", &a.id, "j", "j2", 200, 10).unwrap(),
+            Presented::Dead
+        );
+    }
+}

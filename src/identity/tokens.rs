@@ -1,0 +1,260 @@
+//! Issuing and checking the JWTs of SPEC section 5. The algorithm is pinned
+//! by configuration; a token's own header never chooses it.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::records::User;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub email: String,
+    #[serde(rename = "firstName")]
+    pub first_name: String,
+    #[serde(rename = "lastName")]
+    pub last_name: String,
+    /// Space separated; always present, possibly empty.
+    pub scope: String,
+    pub sid: String,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub token_use: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    pub sub: String,
+    pub sid: String,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub token_use: String,
+}
+
+/// A freshly issued pair, and what the session must remember of it.
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub refresh_jti: String,
+    pub refresh_exp: u64,
+}
+
+/// One HS256 key, both ways.
+struct Hs256 {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Hs256 {
+    fn new(secret: &[u8]) -> Hs256 {
+        Hs256 {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+}
+
+pub struct Tokens {
+    issuer: String,
+    access: Hs256,
+    refresh: Hs256,
+    access_ttl: u64,
+    refresh_ttl: u64,
+    refresh_validation: Validation,
+}
+
+pub struct TokenSettings<'a> {
+    pub issuer: &'a str,
+    pub access_secret: &'a [u8],
+    pub refresh_secret: &'a [u8],
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub leeway: u64,
+}
+
+impl Tokens {
+    pub fn new(s: TokenSettings<'_>) -> Tokens {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_issuer(&[s.issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.validate_nbf = true;
+        v.validate_aud = false;
+        v.leeway = s.leeway;
+        Tokens {
+            issuer: s.issuer.to_string(),
+            access: Hs256::new(s.access_secret),
+            refresh: Hs256::new(s.refresh_secret),
+            access_ttl: s.access_ttl,
+            refresh_ttl: s.refresh_ttl,
+            refresh_validation: v,
+        }
+    }
+
+    /// The `exp` of a refresh token issued at `now`.
+    pub fn refresh_expiry(&self, now: u64) -> u64 {
+        now + self.refresh_ttl
+    }
+
+    /// An access and a refresh token for `user` in session `sid`; the refresh
+    /// token's `jti` is chosen by the caller, who may have stored it already.
+    pub fn issue(
+        &self,
+        user: &User,
+        sid: &str,
+        refresh_jti: String,
+        now: u64,
+    ) -> Result<Issued, jsonwebtoken::errors::Error> {
+        let header = Header::new(Algorithm::HS256);
+        let access = AccessClaims {
+            sub: user.id.clone(),
+            email: user.email.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            scope: user.scopes.join(" "),
+            sid: sid.to_string(),
+            iss: self.issuer.clone(),
+            iat: now,
+            exp: now + self.access_ttl,
+            jti: new_id(),
+            token_use: "access".into(),
+        };
+        let refresh = RefreshClaims {
+            sub: user.id.clone(),
+            sid: sid.to_string(),
+            iss: self.issuer.clone(),
+            iat: now,
+            exp: self.refresh_expiry(now),
+            jti: refresh_jti,
+            token_use: "refresh".into(),
+        };
+        Ok(Issued {
+            access_token: jsonwebtoken::encode(&header, &access, &self.access.encoding)?,
+            refresh_token: jsonwebtoken::encode(&header, &refresh, &self.refresh.encoding)?,
+            refresh_jti: refresh.jti,
+            refresh_exp: refresh.exp,
+        })
+    }
+
+    /// A refresh token's claims if its signature, algorithm, issuer, expiry
+    /// and `token_use` are right; whether its session still accepts it is the
+    /// store's question.
+    pub fn verify_refresh(&self, token: &str) -> Option<RefreshClaims> {
+        let data = jsonwebtoken::decode::<RefreshClaims>(
+            token,
+            &self.refresh.decoding,
+            &self.refresh_validation,
+        )
+        .ok()?;
+        (data.claims.token_use == "refresh").then_some(data.claims)
+    }
+}
+
+/// A random UUID (v4), for user ids, session ids and `jti`s.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn tokens(access: &[u8], refresh: &[u8]) -> Tokens {
+        Tokens::new(TokenSettings {
+            issuer: "gw",
+            access_secret: access,
+            refresh_secret: refresh,
+            access_ttl: 60,
+            refresh_ttl: 600,
+            leeway: 0,
+        })
+    }
+
+    fn user() -> User {
+        User {
+            id: new_id(),
+            email: "a@x.io".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            password_hash: String::new(),
+            scopes: vec!["a".into(), "b:c".into()],
+            disabled: false,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn issued_refresh_tokens_verify_and_access_tokens_do_not() {
+        let t = tokens(&[1; 32], &[2; 32]);
+        let now = super::super::records::now_unix();
+        let issued = t.issue(&user(), "sid-1", new_id(), now).unwrap();
+        let claims = t.verify_refresh(&issued.refresh_token).unwrap();
+        assert_eq!(claims.sid, "sid-1");
+        assert_eq!(claims.jti, issued.refresh_jti);
+        assert_eq!(claims.exp, now + 600);
+        // An access token is signed with the other key and says token_use access.
+        assert!(t.verify_refresh(&issued.access_token).is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_of_another_key_or_issuer_fail() {
+        let now = super::super::records::now_unix();
+        let issued = tokens(&[1; 32], &[3; 32])
+            .issue(&user(), "s", new_id(), now)
+            .unwrap();
+        assert!(tokens(&[1; 32], &[2; 32])
+            .verify_refresh(&issued.refresh_token)
+            .is_none());
+        let mut other = tokens(&[1; 32], &[3; 32]);
+        other.refresh_validation.set_issuer(&["someone-else"]);
+        assert!(other.verify_refresh(&issued.refresh_token).is_none());
+    }
+
+    #[test]
+    fn same_key_for_both_kinds_still_separates_them_by_token_use() {
+        let t = tokens(&[1; 32], &[1; 32]);
+        let issued = t
+            .issue(&user(), "s", new_id(), super::super::records::now_unix())
+            .unwrap();
+        assert!(t.verify_refresh(&issued.access_token).is_none());
+    }
+
+    #[test]
+    fn expired_refresh_tokens_fail() {
+        let t = tokens(&[1; 32], &[2; 32]);
+        let issued = t.issue(&user(), "s", new_id(), 1_000).unwrap();
+        assert!(t.verify_refresh(&issued.refresh_token).is_none());
+    }
+
+    #[test]
+    fn access_claims_have_the_spec_names() {
+        let t = tokens(&[1; 32], &[2; 32]);
+        let issued = t.issue(&user(), "s", new_id(), 1_000).unwrap();
+        let payload = issued.access_token.split('.').nth(1).unwrap();
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sub",
+                "email",
+                "firstName",
+                "lastName",
+                "scope",
+                "sid",
+                "iss",
+                "iat",
+                "exp",
+                "jti",
+                "token_use"
+            ]
+        );
+        assert_eq!(v["scope"], "a b:c");
+    }
+}

@@ -1,0 +1,217 @@
+//! The identity service as an operator sees it, through the built binary:
+//! durability across kill -9, keys across restarts, `gateway users`, and
+//! logs that never carry a secret.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::auth::{auth_yaml, claims, post, signin, signup, tokens, user, PASSWORD};
+use crate::harness::Binary;
+
+fn yaml() -> String {
+    auth_yaml("  signin_limit: { failures: 50, window: 1m }")
+}
+
+#[tokio::test]
+async fn every_acknowledged_signup_survives_kill_9() {
+    let gw = Binary::serve(&yaml()).await;
+    let c = gw.client();
+    // One user whose refresh token must still work after the restart (the
+    // generated keys were persisted).
+    let (_, refresh) = signup(&c, "before@example.com").await;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (c, acked, stop) = (c.clone(), acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let email = format!("w{w}-{i}@example.com");
+                    let body = user(&email).to_string();
+                    // The kill cuts requests off mid-flight: only a 201 counts.
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        c.post("/signup").body(body).try_send(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(r)) if r.status == 201 => acked.lock().unwrap().push(email),
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    crate::harness::eventually("30 acknowledged sign-ups", Duration::from_secs(30), || {
+        acked.lock().unwrap().len() >= 30
+    })
+    .await;
+    let gw = gw.kill_and_restart().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+
+    let c = gw.client();
+    let acked = acked.lock().unwrap().clone();
+    for email in &acked {
+        let r = signin(&c, email, PASSWORD).await;
+        assert_eq!(
+            r.status, 200,
+            "{email} got 201 before the kill but cannot sign in"
+        );
+    }
+    let r = post(&c, "/refresh-token", &json!({"refreshToken": refresh})).await;
+    assert_eq!(
+        r.status, 200,
+        "a token from before the restart: {:?}",
+        r.body
+    );
+    assert!(
+        !gw.stderr().contains("generated a signing key"),
+        "keys must be reused, not regenerated:\n{}",
+        gw.stderr()
+    );
+}
+
+#[tokio::test]
+async fn generated_keys_are_private_files_and_the_log_never_shows_them() {
+    let gw = Binary::serve(&yaml()).await;
+    let dir = gw.config_path().parent().unwrap().join("data");
+    for kind in ["access", "refresh"] {
+        let path = dir.join(format!("users.redb.{kind}.key"));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), 32);
+    }
+    let store = std::fs::metadata(dir.join("users.redb")).unwrap();
+    assert_eq!(store.permissions().mode() & 0o777, 0o600);
+    assert!(gw.stderr().contains("generated a signing key"));
+}
+
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_logs() {
+    let gw =
+        Binary::serve(&yaml().replace("log: { access: false }", "log: { access: true }")).await;
+    let c = gw.client();
+    let (access, refresh) = signup(&c, "logs@example.com").await;
+    signin(&c, "logs@example.com", "a-wrong-password-123").await;
+    let r = signin(&c, "logs@example.com", PASSWORD).await;
+    let (_, r2) = tokens(&r);
+    post(&c, "/refresh-token", &json!({"refreshToken": refresh})).await;
+    post(&c, "/refresh-token", &json!({"refreshToken": refresh})).await; // reuse: logged
+    post(&c, "/signout", &json!({"refreshToken": r2})).await;
+    c.get("/pub/x").bearer(&access).send().await;
+    let mut gw = gw;
+    assert!(gw.terminate().success());
+    let logs = format!("{}{}", gw.stdout(), gw.stderr());
+    assert!(
+        logs.contains("builtin:signin"),
+        "access log missing:\n{logs}"
+    );
+    assert!(
+        logs.contains("session revoked"),
+        "reuse not logged:\n{logs}"
+    );
+    for secret in [PASSWORD, "a-wrong-password-123", &access, &refresh, &r2] {
+        assert!(!logs.contains(secret), "a secret reached the logs:\n{logs}");
+    }
+    // Not even a token's signature part alone.
+    for token in [&access, &refresh] {
+        let sig = token.rsplit('.').next().unwrap();
+        assert!(!logs.contains(sig));
+    }
+}
+
+#[tokio::test]
+async fn users_commands_work_offline_and_refuse_while_the_gateway_runs() {
+    let mut gw = Binary::serve(&yaml()).await;
+    let c = gw.client();
+    let (_, refresh) = signup(&c, "ops@example.com").await;
+    signup(&c, "other@example.com").await;
+
+    let (code, _, err) = gw.cli(&["users", "list"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("in use") && err.contains("running gateway"),
+        "{err}"
+    );
+
+    assert!(gw.terminate().success());
+    let (code, out, err) = gw.cli(&["users", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ops@example.com") && out.contains("other@example.com"),
+        "{out}"
+    );
+    // --config accepted before the subcommand too.
+    let cfg = gw.config_path().to_str().unwrap().to_string();
+    let out = std::process::Command::new(crate::harness::gateway::bin())
+        .args(["--config", &cfg, "users", "show", "OPS@example.com"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["email"], "ops@example.com");
+    assert_eq!(shown["liveSessions"], 1);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("$2"),
+        "hash shown"
+    );
+
+    cli_ok(&gw, &["users", "grant", "ops@example.com", "items:write"]);
+    cli_ok(&gw, &["users", "grant", "ops@example.com", "admin"]);
+    cli_ok(&gw, &["users", "revoke-scope", "ops@example.com", "admin"]);
+    assert!(
+        cli_ok(&gw, &["users", "revoke-sessions", "other@example.com"])
+            .contains("1 sessions revoked")
+    );
+    let (code, _, err) = gw.cli(&["users", "grant", "nobody@example.com", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nobody@example.com"), "{err}");
+    let (code, _, _) = gw.cli(&["users", "grant", "ops@example.com", "two words"]);
+    assert_eq!(code, 1);
+
+    let gw = gw.restart().await;
+    let c = gw.client();
+    let r = signin(&c, "ops@example.com", PASSWORD).await;
+    let (access, _) = tokens(&r);
+    assert_eq!(claims(&access)["scope"], "items:read profile items:write");
+
+    let mut gw = gw;
+    assert!(gw.terminate().success());
+    assert!(cli_ok(&gw, &["users", "disable", "ops@example.com"]).contains("disabled"));
+    let gw = gw.restart().await;
+    let c = gw.client();
+    let r = signin(&c, "ops@example.com", PASSWORD).await;
+    r.assert_error(401);
+    assert_eq!(r.json()["message"], "Wrong credentials");
+    post(&c, "/refresh-token", &json!({"refreshToken": refresh}))
+        .await
+        .assert_error(403);
+
+    let mut gw = gw;
+    assert!(gw.terminate().success());
+    cli_ok(&gw, &["users", "enable", "ops@example.com"]);
+    let gw = gw.restart().await;
+    assert_eq!(
+        signin(&gw.client(), "ops@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+}
+
+/// Runs a `gateway` command that must succeed; returns its stdout.
+fn cli_ok(gw: &Binary, args: &[&str]) -> String {
+    let (code, out, err) = gw.cli(args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}

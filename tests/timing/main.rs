@@ -1,0 +1,60 @@
+//! Tests that measure time. They live in their own test binary, which cargo
+//! runs after the others, so no other test shares the CPU while they measure.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../e2e/harness/mod.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::auth::{auth_yaml, signin, signup};
+use harness::Gateway;
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_take_the_same_time() {
+    // A real cost, so the hash dominates; a limit that never triggers.
+    let yaml = auth_yaml("  signin_limit: { failures: 1000, window: 1m }")
+        .replace("bcrypt_cost: 4", "bcrypt_cost: 8");
+    let gw = Gateway::start(&yaml).await;
+    let c = gw.client();
+    signup(&c, "timing@example.com").await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        let wrong = async {
+            let t = Instant::now();
+            signin(&c, "timing@example.com", "wrong-password")
+                .await
+                .assert_error(401);
+            t.elapsed()
+        };
+        let ghost = async {
+            let t = Instant::now();
+            signin(&c, &format!("nobody{i}@example.com"), "wrong-password")
+                .await
+                .assert_error(401);
+            t.elapsed()
+        };
+        // Alternate the order, so drift in machine load hits both alike.
+        if i % 2 == 0 {
+            known.push(wrong.await);
+            unknown.push(ghost.await);
+        } else {
+            unknown.push(ghost.await);
+            known.push(wrong.await);
+        }
+    }
+    // This VM's host stalls it for 100-600 ms at random moments, which
+    // swamps a plain mean: compare the means of each side's faster half.
+    // (Skipping the hash for unknown emails would make the ratio ~40.)
+    let ratio = trimmed_mean(&mut known) / trimmed_mean(&mut unknown);
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "wrong password {known:?} vs unknown email {unknown:?}"
+    );
+}
+
+fn trimmed_mean(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    let kept = &samples[..samples.len() / 2];
+    kept.iter().map(Duration::as_secs_f64).sum::<f64>() / kept.len() as f64
+}
