@@ -378,4 +378,7 @@ EOF
     exit 0
 }
 
-main "$@"
+# Sourced by the other bench scripts for its functions: run only when executed.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -87,11 +87,18 @@ impl Identity {
             refresh_ttl: auth.refresh_token.ttl.as_secs(),
             leeway,
         });
+        let passwords = Passwords::new(auth.bcrypt_cost)?;
+        tracing::info!(
+            store = %auth.store.display(),
+            bcrypt_cost = auth.bcrypt_cost,
+            hashing_threads = passwords.threads(),
+            "user store open"
+        );
         Ok(Identity {
             store: Arc::new(store),
             store_permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
             tokens,
-            passwords: Passwords::new(auth.bcrypt_cost)?,
+            passwords,
             throttle: Throttle::new(auth.signin_limit),
             default_scopes: auth.default_scopes.clone(),
             purge_grace: auth.access_token.ttl.as_secs() + leeway + 60,
@@ -133,9 +140,5 @@ impl Identity {
                 }
             }
         });
-    }
-
-    pub fn hashing_threads(&self) -> usize {
-        self.passwords.threads()
     }
 }
