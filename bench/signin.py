@@ -42,8 +42,10 @@ def load_round(outdir, rnd):
     def read(name):
         with open(os.path.join(outdir, f"{name}.r{rnd}.txt")) as f:
             return f.read()
+    mean, median = (float(x) for x in read("hash").split())
     return {
-        "hash_ms": float(read("hash").strip()),
+        "hash_ms": mean,
+        "hash_median_ms": median,
         "idle": parse_hey(read("probe-idle")),
         "storm_alone": parse_wrk(read("storm-alone")),
         "storm": parse_hey(read("probe-storm")),
@@ -70,6 +72,7 @@ def report(outdir):
     med = statistics.median
     threads = int(meta["hashing_threads"])
     hash_ms = med(r["hash_ms"] for r in data)
+    hash_median = med(r["hash_median_ms"] for r in data)
     bound = threads * 1000 / hash_ms
     signins = med(r["storm_alone"]["rps"] for r in data)
     signins_mixed = med(r["storm_mixed"]["rps"] for r in data)
@@ -97,8 +100,8 @@ def report(outdir):
         "",
         "| figure | value | target |",
         "|---|---:|---|",
-        f"| single bcrypt hash (cost {meta['bcrypt_cost']}) | {hash_ms:.1f} ms | |",
-        f"| bound = {threads} thread(s) / hash time | {bound:.2f} sign-ins/s | |",
+        f"| one bcrypt hash (cost {meta['bcrypt_cost']}), mean / median of 30 | {hash_ms:.1f} / {hash_median:.1f} ms | |",
+        f"| bound = {threads} thread(s) / mean hash time | {bound:.2f} sign-ins/s | |",
         f"| sign-ins/s, storm alone | {signins:.2f} ({eff:.0%} of the bound) | >= 85%: {ok(eff >= 0.85)} |",
         f"| sign-ins/s, storm with the probe running | {signins_mixed:.2f} | |",
         f"| proxied p50 / p90 / p99, idle | {idle['p50_ms']:.2f} / {idle['p90_ms']:.2f} / {idle['p99_ms']:.2f} ms | |",

@@ -13,6 +13,10 @@ use redb::{
 
 use super::records::{Session, User};
 
+/// redb's page cache (its default is 1 GiB): enough for ~100k users' hot
+/// pages without letting the store dominate the gateway's memory.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// user id -> `User`
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// email -> user id
@@ -101,10 +105,13 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
-            e => StoreError::Db(e.into()),
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
+                e => StoreError::Db(e.into()),
+            })?;
         let store = Store {
             db,
             path: path.to_path_buf(),
