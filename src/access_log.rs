@@ -26,7 +26,7 @@ pub struct AccessRecord {
     pub route: Option<Arc<str>>,
     pub status: u16,
     pub upstream: Option<Arc<str>>,
-    pub principal: Option<String>,
+    pub principal: Option<Arc<str>>,
     pub stats: Arc<RequestStats>,
 }
 
@@ -50,7 +50,7 @@ pub fn write(r: &AccessRecord, bytes_out: u64) {
             "status": r.status,
             "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
             "upstream": r.upstream.as_deref(),
-            "principal": r.principal,
+            "principal": r.principal.as_deref(),
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
         })

@@ -23,6 +23,11 @@ pub enum GatewayError {
     PayloadTooLarge(u64),
     #[error("this route requires a bearer token")]
     Unauthorized,
+    #[error("the bearer token is invalid, expired or revoked")]
+    InvalidToken,
+    /// The route's required scopes, space separated.
+    #[error("the token lacks a scope this route requires: {0}")]
+    InsufficientScope(String),
     #[error("{0}")]
     InvalidInput(String),
     #[error("the request body did not arrive in time")]
@@ -50,7 +55,8 @@ impl GatewayError {
             | GatewayError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::EmailTaken => StatusCode::CONFLICT,
-            GatewayError::WrongCredentials => StatusCode::UNAUTHORIZED,
+            GatewayError::WrongCredentials | GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
+            GatewayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             GatewayError::RefreshRejected => StatusCode::FORBIDDEN,
             GatewayError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,6 +115,20 @@ impl GatewayError {
             GatewayError::ConflictingFraming => {
                 h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
             }
+            GatewayError::InvalidToken => {
+                h.insert(
+                    &headers::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"gateway\", error=\"invalid_token\""),
+                );
+            }
+            GatewayError::InsufficientScope(scopes) => {
+                let challenge = format!(
+                    "Bearer realm=\"gateway\", error=\"insufficient_scope\", scope=\"{scopes}\""
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    h.insert(&headers::WWW_AUTHENTICATE, v);
+                }
+            }
             GatewayError::Throttled(secs) => {
                 h.insert(&headers::RETRY_AFTER, HeaderValue::from(*secs));
             }
@@ -154,6 +174,8 @@ mod tests {
             (GatewayError::MethodNotAllowed(vec![Method::GET]), 405),
             (GatewayError::PayloadTooLarge(1), 413),
             (GatewayError::Unauthorized, 401),
+            (GatewayError::InvalidToken, 401),
+            (GatewayError::InsufficientScope("a".into()), 403),
             (GatewayError::InvalidInput("x".into()), 400),
             (GatewayError::RequestTimeout, 408),
             (GatewayError::EmailTaken, 409),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+pub mod authorizer;
 pub mod body;
 pub mod config;
 pub mod conn;

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
 use crate::access_log::AccessRecord;
+use crate::authorizer::Principal;
 use crate::body::{RequestStats, ResponseBody};
 use crate::config::{AuthMode, Route, Target};
 use crate::conn::ConnClock;
@@ -38,6 +39,8 @@ struct RequestCtx {
     path: String,
     route: Option<Arc<str>>,
     upstream: Option<Arc<str>>,
+    /// The verified token's `sub`, on protected routes.
+    principal: Option<Arc<str>>,
     stats: Arc<RequestStats>,
 }
 
@@ -58,6 +61,7 @@ pub async fn handle(
         path: String::new(),
         route: None,
         upstream: None,
+        principal: None,
         stats: Arc::default(),
     };
     let (mut res, from_upstream) = match run(&gw, &state, &conn, &mut ctx, req).await {
@@ -87,7 +91,7 @@ pub async fn handle(
             route: ctx.route,
             status,
             upstream: ctx.upstream,
-            principal: None,
+            principal: ctx.principal,
             stats: ctx.stats,
         }));
     }
@@ -124,7 +128,8 @@ async fn run(
         Match::NotFound => return Err(GatewayError::NotFound),
     };
     ctx.route = Some(route.name.clone());
-    authorize(route)?;
+    let principal = authorize(gw, route, req.headers())?;
+    ctx.principal = principal.as_ref().map(|p| Arc::<str>::from(p.sub.as_str()));
     check_declared_length(req.headers(), state.limits.max_body)?;
     let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
     let host = client_host(&req);
@@ -138,6 +143,9 @@ async fn run(
             request_id: &ctx.request_id,
         },
     );
+    if let Some(p) = &principal {
+        p.add_headers(&mut parts.headers);
+    }
     match &route.target {
         Target::Echo => Ok((echo::respond(&parts, &path_and_query), false)),
         Target::Upstream(targets) => {
@@ -161,12 +169,17 @@ async fn run(
     }
 }
 
-/// Until the authorizer lands (issue #4), a route that requires a token
-/// admits nobody: failing closed is the only safe default.
-fn authorize(route: &Route) -> Result<(), GatewayError> {
-    match route.auth {
-        AuthMode::None => Ok(()),
-        AuthMode::Required => Err(GatewayError::Unauthorized),
+/// The principal a protected route runs as. A route requiring a token with
+/// no identity service cannot exist (config validation), but fails closed.
+fn authorize(
+    gw: &Gateway,
+    route: &Route,
+    h: &HeaderMap,
+) -> Result<Option<Arc<Principal>>, GatewayError> {
+    match (route.auth, gw.identity.as_deref()) {
+        (AuthMode::None, _) => Ok(None),
+        (AuthMode::Required, Some(id)) => id.authorizer.authorize(h, &route.scopes).map(Some),
+        (AuthMode::Required, None) => Err(GatewayError::Unauthorized),
     }
 }
 

@@ -190,7 +190,7 @@ async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ga
         id.store(move |s| s.rotate(&sid, &user_id, &jti, &next, expires_at, now))
             .await?
     };
-    let user = accepted(presented, &sid)?;
+    let user = accepted(id, presented, &sid)?;
     let issued = id.tokens.issue(&user, &sid, next_jti, now)?;
     Ok(tokens_response(StatusCode::OK, &issued))
 }
@@ -205,17 +205,20 @@ async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ga
     let presented = id
         .store(move |s| s.end_session(&sid, &user_id, &jti, now))
         .await?;
-    accepted(presented, &claims.sid)?;
+    accepted(id, presented, &claims.sid)?;
+    // Its access tokens stop working now, not when they expire.
+    id.revoked.insert(&claims.sid);
     let mut res = Response::new(ResponseBody::full(Bytes::new()));
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
 }
 
 /// The user a presented refresh token belongs to, if the session took it.
-fn accepted(presented: Presented, sid: &str) -> Result<User, GatewayError> {
+fn accepted(id: &Identity, presented: Presented, sid: &str) -> Result<User, GatewayError> {
     match presented {
         Presented::Current(user) => Ok(user),
         Presented::Reused => {
+            id.revoked.insert(sid);
             tracing::warn!(
                 sid,
                 "a rotated refresh token was presented again: session revoked"

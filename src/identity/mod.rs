@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::authorizer::{self, Authorizer, Revoked};
 use crate::config::{Algorithm, Auth};
 use password::Passwords;
 use store::{Store, StoreError};
@@ -50,6 +51,10 @@ pub enum IdentityError {
 }
 
 pub struct Identity {
+    /// Verifies the access tokens this service issues, on protected routes.
+    pub authorizer: Authorizer,
+    /// Sessions revoked while their access tokens may still be alive.
+    revoked: Arc<Revoked>,
     store: Arc<Store>,
     store_permits: Arc<Semaphore>,
     tokens: Tokens,
@@ -87,6 +92,17 @@ impl Identity {
             refresh_ttl: auth.refresh_token.ttl.as_secs(),
             leeway,
         });
+        let revoked = Arc::new(Revoked::new(store.revoked_sessions()?));
+        let authorizer = Authorizer::new(
+            authorizer::Settings {
+                issuer: &auth.issuer,
+                access_secret: &access,
+                leeway: auth.leeway,
+                cache_ttl: auth.cache_ttl,
+                cache_capacity: auth.cache_capacity,
+            },
+            revoked.clone(),
+        );
         let passwords = Passwords::new(auth.bcrypt_cost)?;
         tracing::info!(
             store = %auth.store.display(),
@@ -95,6 +111,8 @@ impl Identity {
             "user store open"
         );
         Ok(Identity {
+            authorizer,
+            revoked,
             store: Arc::new(store),
             store_permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
             tokens,
@@ -134,8 +152,11 @@ impl Identity {
                 let Some(id) = weak.upgrade() else { return };
                 let (now, grace) = (records::now_unix(), id.purge_grace);
                 match id.store(move |s| s.purge_expired(now, grace)).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
+                    Ok(sids) if sids.is_empty() => {}
+                    Ok(sids) => {
+                        id.revoked.forget(&sids);
+                        tracing::info!(sessions = sids.len(), "purged expired sessions");
+                    }
                     Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
                 }
             }

@@ -236,9 +236,25 @@ impl Store {
         Ok(session.is_some_and(|s| s.is_live(now)))
     }
 
+    /// The ids of revoked sessions still kept (their access tokens may live).
+    pub fn revoked_sessions(&self) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let sessions = tx.open_table(SESSIONS)?;
+        let mut revoked = Vec::new();
+        for entry in sessions.iter()? {
+            let (sid, value) = entry?;
+            let s: Session = serde_json::from_slice(value.value())?;
+            if s.revoked {
+                revoked.push(sid.value().to_string());
+            }
+        }
+        Ok(revoked)
+    }
+
     /// Deletes sessions whose refresh token expired more than `grace` seconds
-    /// ago (the grace outlives every access token issued from them).
-    pub fn purge_expired(&self, now: u64, grace: u64) -> Result<usize, StoreError> {
+    /// ago (the grace outlives every access token issued from them); returns
+    /// their ids.
+    pub fn purge_expired(&self, now: u64, grace: u64) -> Result<Vec<String>, StoreError> {
         self.write(|tx| {
             let mut sessions = tx.open_table(SESSIONS)?;
             let mut index = tx.open_multimap_table(USER_SESSIONS)?;
@@ -254,7 +270,7 @@ impl Store {
                 sessions.remove(sid.as_str())?;
                 index.remove(user_id.as_str(), sid.as_str())?;
             }
-            Ok(dead.len())
+            Ok(dead.into_iter().map(|(sid, _)| sid).collect())
         })
     }
 
@@ -437,8 +453,8 @@ mod tests {
             .create_user(&a, "old", &session(&a, "j", 100))
             .unwrap();
         store.start_session("new", &session(&a, "k", 1000)).unwrap();
-        assert_eq!(store.purge_expired(150, 60).unwrap(), 0);
-        assert_eq!(store.purge_expired(161, 60).unwrap(), 1);
+        assert!(store.purge_expired(150, 60).unwrap().is_empty());
+        assert_eq!(store.purge_expired(161, 60).unwrap(), ["old"]);
         assert!(store.session_live("new", 161).unwrap());
         assert_eq!(store.session_count("a@x.io", 161).unwrap(), 1);
     }
@@ -474,6 +490,9 @@ mod tests {
             .unwrap();
         assert!(u.disabled);
         assert_eq!(revoked, 2);
+        let mut listed = store.revoked_sessions().unwrap();
+        listed.sort();
+        assert_eq!(listed, ["s1", "s2"]);
         assert_eq!(
             store.rotate("s1", &a.id, "j", "j2", 200, 10).unwrap(),
             Presented::Dead

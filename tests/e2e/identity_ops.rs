@@ -109,6 +109,8 @@ async fn passwords_and_tokens_never_reach_the_logs() {
     post(&c, "/refresh-token", &json!({"refreshToken": refresh})).await; // reuse: logged
     post(&c, "/signout", &json!({"refreshToken": r2})).await;
     c.get("/pub/x").bearer(&access).send().await;
+    let (a2, _) = tokens(&signin(&c, "logs@example.com", PASSWORD).await);
+    assert_eq!(c.get("/me").bearer(&a2).send().await.status, 200);
     let mut gw = gw;
     assert!(gw.terminate().success());
     let logs = format!("{}{}", gw.stdout(), gw.stderr());
@@ -120,7 +122,20 @@ async fn passwords_and_tokens_never_reach_the_logs() {
         logs.contains("session revoked"),
         "reuse not logged:\n{logs}"
     );
-    for secret in [PASSWORD, "a-wrong-password-123", &access, &refresh, &r2] {
+    let sub = claims(&a2)["sub"].as_str().unwrap().to_string();
+    assert!(
+        logs.contains(&format!("\"route\":\"me\",\"status\":200"))
+            && logs.contains(&format!("\"principal\":\"{sub}\"")),
+        "the protected request's record lacks its principal:\n{logs}"
+    );
+    for secret in [
+        PASSWORD,
+        "a-wrong-password-123",
+        &access,
+        &refresh,
+        &r2,
+        &a2,
+    ] {
         assert!(!logs.contains(secret), "a secret reached the logs:\n{logs}");
     }
     // Not even a token's signature part alone.
@@ -135,7 +150,7 @@ async fn users_commands_work_offline_and_refuse_while_the_gateway_runs() {
     let mut gw = Binary::serve(&yaml()).await;
     let c = gw.client();
     let (_, refresh) = signup(&c, "ops@example.com").await;
-    signup(&c, "other@example.com").await;
+    let (other_access, _) = signup(&c, "other@example.com").await;
 
     let (code, _, err) = gw.cli(&["users", "list"]);
     assert_eq!(code, 1);
@@ -181,9 +196,13 @@ async fn users_commands_work_offline_and_refuse_while_the_gateway_runs() {
 
     let gw = gw.restart().await;
     let c = gw.client();
+    // Sessions revoked offline are refused after the restart.
+    let r = c.get("/me").bearer(&other_access).send().await;
+    r.assert_error(401);
     let r = signin(&c, "ops@example.com", PASSWORD).await;
     let (access, _) = tokens(&r);
     assert_eq!(claims(&access)["scope"], "items:read profile items:write");
+    assert_eq!(c.get("/me").bearer(&access).send().await.status, 200);
 
     let mut gw = gw;
     assert!(gw.terminate().success());
@@ -193,6 +212,12 @@ async fn users_commands_work_offline_and_refuse_while_the_gateway_runs() {
     let r = signin(&c, "ops@example.com", PASSWORD).await;
     r.assert_error(401);
     assert_eq!(r.json()["message"], "Wrong credentials");
+    // Disabling revoked the session its access token belongs to.
+    let r = c.get("/me").bearer(&access).send().await;
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"gateway\", error=\"invalid_token\"")
+    );
     post(&c, "/refresh-token", &json!({"refreshToken": refresh}))
         .await
         .assert_error(403);

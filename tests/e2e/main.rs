@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod authorizer;
 mod cli;
 mod forwarding;
 mod identity;

@@ -25,6 +25,7 @@ auth:
 {extra}
 routes:
   - {{ name: pub, path: "/pub/*", echo: true, auth: none }}
+  - {{ name: me, path: /me, echo: true }}
 "#
     )
 }
