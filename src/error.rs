@@ -30,6 +30,8 @@ pub enum GatewayError {
     InsufficientScope(String),
     #[error("{0}")]
     InvalidInput(String),
+    #[error("CORS preflight refused: {0}")]
+    PreflightRefused(&'static str),
     #[error("the request body did not arrive in time")]
     RequestTimeout,
     #[error("Email already in use")]
@@ -56,7 +58,9 @@ impl GatewayError {
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::EmailTaken => StatusCode::CONFLICT,
             GatewayError::WrongCredentials | GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
-            GatewayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            GatewayError::InsufficientScope(_) | GatewayError::PreflightRefused(_) => {
+                StatusCode::FORBIDDEN
+            }
             GatewayError::RefreshRejected => StatusCode::FORBIDDEN,
             GatewayError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -140,6 +144,7 @@ impl GatewayError {
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge(_)
             | GatewayError::InvalidInput(_)
+            | GatewayError::PreflightRefused(_)
             | GatewayError::EmailTaken
             | GatewayError::WrongCredentials
             | GatewayError::RefreshRejected
@@ -175,6 +180,7 @@ mod tests {
             (GatewayError::PayloadTooLarge(1), 413),
             (GatewayError::Unauthorized, 401),
             (GatewayError::InvalidToken, 401),
+            (GatewayError::PreflightRefused("x"), 403),
             (GatewayError::InsufficientScope("a".into()), 403),
             (GatewayError::InvalidInput("x".into()), 400),
             (GatewayError::RequestTimeout, 408),

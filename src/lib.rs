@@ -16,6 +16,7 @@ pub mod authorizer;
 pub mod body;
 pub mod config;
 pub mod conn;
+pub mod cors;
 pub mod decorate;
 pub mod echo;
 pub mod error;

@@ -8,20 +8,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::access_log::AccessRecord;
 use crate::authorizer::Principal;
 use crate::body::{RequestStats, ResponseBody};
-use crate::config::{AuthMode, Route, Target};
+use crate::config::{AuthMode, CorsPolicy, Route, Target};
 use crate::conn::ConnClock;
 use crate::error::GatewayError;
 use crate::identity::{self, Endpoint};
 use crate::route::{self, Match};
 use crate::state::{Gateway, GatewayState};
 use crate::upstream::{BodyLimit, Forward};
-use crate::{decorate, echo, headers, request_id, rewrite};
+use crate::{cors, decorate, echo, headers, request_id, rewrite};
 
 /// The client's connection, as requests on it see it.
 pub struct ConnInfo {
@@ -41,6 +41,9 @@ struct RequestCtx {
     upstream: Option<Arc<str>>,
     /// The verified token's `sub`, on protected routes.
     principal: Option<Arc<str>>,
+    origin: Option<HeaderValue>,
+    /// The CORS policy the response gets (`None`: no CORS handling).
+    cors: Option<Arc<CorsPolicy>>,
     stats: Arc<RequestStats>,
 }
 
@@ -62,6 +65,8 @@ pub async fn handle(
         route: None,
         upstream: None,
         principal: None,
+        origin: None,
+        cors: None,
         stats: Arc::default(),
     };
     let (mut res, from_upstream) = match run(&gw, &state, &conn, &mut ctx, req).await {
@@ -78,6 +83,9 @@ pub async fn handle(
         }
     };
     decorate::response(&mut res, &ctx.request_id, from_upstream);
+    if let Some(policy) = &ctx.cors {
+        cors::decorate(&mut res, policy, ctx.origin.as_ref());
+    }
     if let Some((start, time, method)) = started {
         let status = res.status().as_u16();
         res.body_mut().on_complete(Box::new(AccessRecord {
@@ -106,6 +114,8 @@ async fn run(
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
 ) -> Result<(Response<ResponseBody>, bool), GatewayError> {
+    ctx.origin = cors::origin(req.headers());
+    ctx.cors = state.cors.clone();
     if conn.clock.take_framing_conflict() {
         return Err(GatewayError::ConflictingFraming);
     }
@@ -116,9 +126,20 @@ async fn run(
     if let Some(identity) = gw.identity.as_deref() {
         if let Some(endpoint) = Endpoint::at(&ctx.path) {
             ctx.route = Some(Arc::from(endpoint.route_name()));
+            let requested = cors::preflight_method(req.method(), req.headers());
+            if let (Some(m), Some(policy)) = (requested, ctx.cors.clone()) {
+                ctx.cors = None; // a preflight's headers are its own
+                let res = cors::preflight(&policy, req.headers(), &m, |m| m == Method::POST)?;
+                return Ok((res, false));
+            }
             let read_timeout = state.limits.header_timeout;
             let res = identity::endpoints::serve(identity, endpoint, req, read_timeout, &ctx.stats)
                 .await?;
+            return Ok((res, false));
+        }
+    }
+    if let Some(requested) = cors::preflight_method(req.method(), req.headers()) {
+        if let Some(res) = preflight(state, ctx, &requested, req.headers())? {
             return Ok((res, false));
         }
     }
@@ -128,6 +149,7 @@ async fn run(
         Match::NotFound => return Err(GatewayError::NotFound),
     };
     ctx.route = Some(route.name.clone());
+    ctx.cors = cors::route_policy(route, state.cors.as_ref());
     let principal = authorize(gw, route, req.headers())?;
     ctx.principal = principal.as_ref().map(|p| Arc::<str>::from(p.sub.as_str()));
     check_declared_length(req.headers(), state.limits.max_body)?;
@@ -166,6 +188,33 @@ async fn run(
                 .map(|b| ResponseBody::upstream(b, route.timeout, lease));
             Ok((res, true))
         }
+    }
+}
+
+/// A CORS preflight, answered without authorization or upstream, when the
+/// route for the requested method has a policy; `None` routes the `OPTIONS`
+/// like any request (`cors: off`, or no policy at all).
+fn preflight(
+    state: &GatewayState,
+    ctx: &mut RequestCtx,
+    requested: &Method,
+    h: &HeaderMap,
+) -> Result<Option<Response<ResponseBody>>, GatewayError> {
+    match state.routes.lookup(&ctx.path, requested) {
+        Match::Found(route) => match cors::route_policy(route, state.cors.as_ref()) {
+            Some(policy) => {
+                ctx.route = Some(route.name.clone());
+                ctx.cors = None; // a preflight's headers are its own
+                cors::preflight(&policy, h, requested, |m| route.allows(m)).map(Some)
+            }
+            None => Ok(None),
+        },
+        Match::MethodNotAllowed(_) if ctx.cors.is_some() => {
+            ctx.cors = None;
+            Err(GatewayError::PreflightRefused("the method is not allowed"))
+        }
+        Match::MethodNotAllowed(_) => Ok(None),
+        Match::NotFound => Err(GatewayError::NotFound),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, Limits, Log};
+use crate::config::{Config, CorsPolicy, Limits, Log};
 use crate::identity::Identity;
 use crate::route::RouteTable;
 use crate::upstream::Upstreams;
@@ -15,6 +15,8 @@ pub struct GatewayState {
     pub routes: RouteTable,
     pub limits: Limits,
     pub log: Log,
+    /// The global CORS policy, for requests no route's own policy covers.
+    pub cors: Option<Arc<CorsPolicy>>,
 }
 
 impl GatewayState {
@@ -23,6 +25,7 @@ impl GatewayState {
             routes: RouteTable::new(config.routes.clone()),
             limits: config.limits,
             log: config.log,
+            cors: config.cors.clone(),
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: Option<Auth>,
     /// The global CORS policy; `None` adds no CORS headers.
-    pub cors: Option<CorsPolicy>,
+    pub cors: Option<Arc<CorsPolicy>>,
     pub routes: Vec<Route>,
 }
 
@@ -121,7 +121,7 @@ pub enum RouteCors {
     Inherit,
     /// No CORS handling on this route.
     Off,
-    Policy(CorsPolicy),
+    Policy(Arc<CorsPolicy>),
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Scheme, Uri};
@@ -129,7 +130,7 @@ impl Validator<'_> {
                 "cors" => {
                     config.cors = self
                         .section::<raw::Cors>(value, name)
-                        .map(|c| self.cors(c, "cors"))
+                        .map(|c| Arc::new(self.cors(c, "cors")))
                 }
                 "routes" => routes = Some(value),
                 _ => self.errors.push(ConfigError::new(
@@ -507,7 +508,7 @@ impl Validator<'_> {
             None => RouteCors::Inherit,
             Some(raw::RouteCors::Off) => RouteCors::Off,
             Some(raw::RouteCors::Policy(c)) => {
-                RouteCors::Policy(self.cors(c, &format!("{path}.cors")))
+                RouteCors::Policy(Arc::new(self.cors(c, &format!("{path}.cors"))))
             }
         };
         Some(Route {

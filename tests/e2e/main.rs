@@ -5,6 +5,7 @@ mod harness;
 
 mod authorizer;
 mod cli;
+mod cors;
 mod forwarding;
 mod identity;
 mod identity_ops;

@@ -7,7 +7,7 @@ mod client;
 pub mod gateway;
 pub mod upstream;
 
-pub use client::{raw, raw_keepalive, Client, Reply};
+pub use client::{raw, raw_keepalive, Client, Reply, RequestBuilder};
 pub use gateway::{Binary, Gateway};
 pub use upstream::{full, Upstream};
 
