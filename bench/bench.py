@@ -196,6 +196,22 @@ def brief(path):
     return f"{r['rps']:>10.0f} req/s  p50 {fmt_ms(r['p50_ms'])}  p99 {fmt_ms(r['p99_ms'])}"
 
 
+def finish_summary(outdir, lines, meta, problems, results):
+    """Appends notes and problems to the summary lines, writes summary.md and
+    results.json, prints the summary; returns 3 if some run was invalid."""
+    if meta.get("notes"):
+        lines.append(f"Notes: {meta['notes']}")
+    if problems:
+        lines += ["", "**Problems:** " + "; ".join(problems)]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(text)
+    return 3 if problems else 0
+
+
 # ---------------------------------------------------------------- report
 
 

@@ -6,14 +6,13 @@
 """
 
 import glob
-import json
 import os
 import re
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import parse_wrk, read_meta  # noqa: E402
+from bench import finish_summary, parse_wrk, read_meta  # noqa: E402
 
 
 def parse_hey(text):
@@ -86,8 +85,6 @@ def report(outdir):
         "efficiency": eff, "probe_idle": idle, "probe_storm": storm, "p99_ratio": p99_ratio,
         "problems": problems,
     }
-    with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump(res, f, indent=2)
     ok = lambda c: "met" if c else "MISSED"  # noqa: E731
     lines = [
         f"# Sign-in benchmark, {meta.get('date', '?')}",
@@ -113,15 +110,7 @@ def report(outdir):
             for r in data),
         f"Gateway peak RSS: {int(meta.get('gateway_vmhwm_kib') or 0) / 1024:.1f} MiB.",
     ]
-    if meta.get("notes"):
-        lines.append(f"Notes: {meta['notes']}")
-    if problems:
-        lines += ["", "**Problems:** " + "; ".join(problems)]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(outdir, "summary.md"), "w") as f:
-        f.write(text)
-    print(text)
-    return 3 if problems else 0
+    return finish_summary(outdir, lines, meta, problems, res)
 
 
 if __name__ == "__main__":

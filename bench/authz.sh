@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Authorized requests: the gateway with a cached token, the same gateway on
+# an `auth: none` route, a cache miss on every request, and HAProxy 2.6
+# doing the same HS256 check (jwt_verify + exp) in its config; the bare
+# upstream for reference. Proxies pinned to BENCH_PROXY_CPU with one worker
+# or thread, wrk and the upstream on BENCH_LOAD_CPU, logging off for all.
+# Settings as for run.sh (BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS,
+# BENCH_BUILD, GATEWAY_BIN, BENCH_RESULTS_DIR); BENCH_CONNECTIONS is one count (64).
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=run.sh
+source "$BENCH_DIR/run.sh" # its functions and settings; its main does not run
+
+CONNS="${BENCH_CONNECTIONS:-64}"
+SECRET="bench-access-secret-0123456789abcdef"
+MISS_TOKENS=20000
+
+make_tokens() { # file count: HS256 access tokens as the gateway issues them, valid 1 h
+    python3 - "$1" "$2" "$SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+out, n, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
+now = int(time.time())
+with open(out, "w") as f:
+    for i in range(n):
+        claims = {"sub": f"user-{i}", "email": f"u{i}@example.com", "firstName": "B", "lastName": "U",
+                  "scope": "items:read", "sid": f"session-{i}", "iss": "gateway", "iat": now,
+                  "exp": now + 3600, "jti": f"jti-{i}", "token_use": "access"}
+        body = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        sig = b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
+        f.write(f"{body}.{sig}\n")
+PY
+}
+
+# The gateway, one worker pinned to the proxy CPU; NAME picks its cache size.
+start_gw() { # name port cache_capacity
+    cat >"$TMP/$1.yaml" <<YAML
+listen: 127.0.0.1:$2
+log: { access: false }
+auth:
+  store: $TMP/$1-store/users.redb
+  access_token: { secret: "$SECRET" }
+  cache_capacity: $3
+routes:
+  - { name: none, path: $BENCH_PATH, upstream: "http://127.0.0.1:$UPSTREAM_PORT", auth: none }
+  - name: authed
+    path: /authed$BENCH_PATH
+    upstream: "http://127.0.0.1:$UPSTREAM_PORT"
+    strip_prefix: /authed
+    scopes: [items:read]
+YAML
+    ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
+        "$GATEWAY_BIN" serve --config "$TMP/$1.yaml" ) >"$TMP/$1.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_ready "$1" "$STARTED_PID" "$2"
+}
+
+# HAProxy 2.6, one thread, the same check the gateway makes on HS256:
+# signature with the algorithm pinned, then exp.
+start_haproxy() { # port
+    mkdir -p "$TMP/haproxy"
+    cat >"$TMP/haproxy/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$1
+    http-request set-var(txn.bearer) http_auth_bearer
+    http-request deny status 401 unless { var(txn.bearer) -m found }
+    http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+    http-request deny status 401 unless { var(txn.alg) -m str HS256 }
+    http-request deny status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$SECRET") -m int 1 }
+    http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+    http-request set-var(txn.now) date()
+    http-request deny status 401 if { var(txn.exp),sub(txn.now) -m int le 0 }
+    default_backend be
+backend be
+    server up 127.0.0.1:$UPSTREAM_PORT
+CFG
+    ( exec taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy/haproxy.cfg" ) >"$TMP/haproxy.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    local i code
+    for i in $(seq 100); do
+        code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1$BENCH_PATH" || true)"
+        [ "$code" = 200 ] && return 0
+        alive "$STARTED_PID" || break
+        sleep 0.1
+    done
+    tail -n 20 "$TMP/haproxy.log" >&2; die "haproxy did not start"
+}
+
+measure() { # name round url [wrk args...]
+    local name="$1" round="$2" url="$3"; shift 3
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
+    grep '^cpu[0-9]' /proc/stat >"$OUT/$name.r$round.cpu"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$OUT/$name.r$round.txt" 2>&1 || true
+    { echo --; grep '^cpu[0-9]' /proc/stat; } >>"$OUT/$name.r$round.cpu"
+    log "round $round  $(printf '%-16s' "$name") $(python3 "$HELPER" brief "$OUT/$name.r$round.txt")"
+}
+
+main_authz() {
+    ensure_tools
+    command -v haproxy >/dev/null || {
+        log "installing Debian package: haproxy"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+    }
+    command -v curl >/dev/null || die "curl is needed"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    ulimit -n 65536 2>/dev/null || true
+    ensure_gateway_bin || die "no gateway binary"
+    OUT="${BENCH_RESULTS_DIR:-$BENCH_DIR/results/$(date +%F)-authz}"
+    mkdir -p "$OUT"
+    rm -f "$OUT"/*.txt "$OUT"/*.cpu "$OUT/meta.env"
+    TMP="$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")"
+    chmod 755 "$TMP"
+    local busy note=""
+    busy="$(python3 "$HELPER" cpu-busy 2 10)" || note="machine not idle before start ($busy)"
+
+    make_tokens "$TMP/one.txt" 1
+    make_tokens "$TMP/many.txt" "$MISS_TOKENS"
+    TOKEN="$(cat "$TMP/one.txt")"
+    local ports
+    read -r -a ports <<<"$(python3 "$HELPER" free-ports 4)"
+    UPSTREAM_PORT="${ports[0]}"
+    start_upstream "$UPSTREAM_PORT"
+    start_gw gateway "${ports[1]}" 100000; local gw_pid="$STARTED_PID"
+    start_gw gateway-miss "${ports[2]}" 1
+    start_haproxy "${ports[3]}"
+
+    local base="http://127.0.0.1" round k
+    local names=(upstream gateway-none gateway-cached gateway-miss haproxy)
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for ((k = 0; k < ${#names[@]}; k++)); do
+            case "${names[$(((k + round - 1) % ${#names[@]}))]}" in
+                upstream) measure upstream "$round" "$base:$UPSTREAM_PORT$BENCH_PATH" ;;
+                gateway-none) measure gateway-none "$round" "$base:${ports[1]}$BENCH_PATH" ;;
+                gateway-cached) measure gateway-cached "$round" "$base:${ports[1]}/authed$BENCH_PATH" \
+                    -H "Authorization: Bearer $TOKEN" ;;
+                gateway-miss) TOKENS_FILE="$TMP/many.txt" measure gateway-miss "$round" \
+                    "$base:${ports[2]}/authed$BENCH_PATH" -s "$BENCH_DIR/tokens.lua" ;;
+                haproxy) measure haproxy "$round" "$base:${ports[3]}$BENCH_PATH" \
+                    -H "Authorization: Bearer $TOKEN" ;;
+            esac
+        done
+    done
+
+    cat >"$OUT/meta.env" <<META
+date=$(date '+%F %T %Z')
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+gateway=$GATEWAY_BIN, source $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), GATEWAY_WORKERS=1
+haproxy=$(haproxy -v | head -n1 | awk '{print $3}'), nbthread 1
+connections=$CONNS
+duration=$DURATION
+rounds=$ROUNDS
+proxy_cpu=$PROXY_CPU
+load_cpu=$LOAD_CPU
+gateway_vmhwm_kib=$(status_field "$gw_pid" VmHWM | awk '{print $1}')
+notes=$note
+META
+    cp "$TMP/gateway.yaml" "$TMP/haproxy/haproxy.cfg" "$OUT/" 2>/dev/null || true
+    echo
+    python3 "$BENCH_DIR/authz.py" "$OUT"
+    log "results in ${OUT#"$ROOT"/}"
+}
+
+main_authz "$@"
