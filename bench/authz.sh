@@ -65,7 +65,7 @@ start_haproxy() { # port
     cat >"$TMP/haproxy/haproxy.cfg" <<CFG
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096
 defaults
     mode http
     timeout connect 5s

@@ -129,7 +129,8 @@ async fn run(
             let requested = cors::preflight_method(req.method(), req.headers());
             if let (Some(m), Some(policy)) = (requested, ctx.cors.clone()) {
                 ctx.cors = None; // a preflight's headers are its own
-                let res = cors::preflight(&policy, req.headers(), &m, |m| m == Method::POST)?;
+                let allowed = endpoint.method();
+                let res = cors::preflight(&policy, req.headers(), &m, |m| *m == allowed)?;
                 return Ok((res, false));
             }
             let read_timeout = state.limits.header_timeout;
@@ -151,7 +152,7 @@ async fn run(
     ctx.route = Some(route.name.clone());
     ctx.cors = cors::route_policy(route, state.cors.as_ref());
     let principal = authorize(gw, route, req.headers())?;
-    ctx.principal = principal.as_ref().map(|p| Arc::<str>::from(p.sub.as_str()));
+    ctx.principal = principal.as_ref().map(|p| p.sub.clone());
     check_declared_length(req.headers(), state.limits.max_body)?;
     let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
     let host = client_host(&req);

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use moka::sync::Cache;
 use moka::Expiry;
 
 use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::records::now_unix;
+use crate::identity::signing::AccessKeys;
 pub use principal::Principal;
 pub use revoked::Revoked;
 
@@ -33,7 +34,7 @@ const INVALID_CAPACITY: u64 = 10_000;
 type TokenHash = [u8; 32];
 
 pub struct Authorizer {
-    key: DecodingKey,
+    keys: Arc<AccessKeys>,
     validation: Validation,
     leeway: u64,
     valid: Cache<TokenHash, Arc<Principal>>,
@@ -43,7 +44,7 @@ pub struct Authorizer {
 
 pub struct Settings<'a> {
     pub issuer: &'a str,
-    pub access_secret: &'a [u8],
+    pub keys: Arc<AccessKeys>,
     pub leeway: Duration,
     pub cache_ttl: Duration,
     pub cache_capacity: u64,
@@ -68,14 +69,15 @@ impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
 
 impl Authorizer {
     pub fn new(s: Settings<'_>, revoked: Arc<Revoked>) -> Authorizer {
-        let mut validation = Validation::new(Algorithm::HS256);
+        // The algorithm is pinned: a token's header never chooses it.
+        let mut validation = Validation::new(s.keys.algorithm);
         validation.set_issuer(&[s.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.leeway = s.leeway.as_secs();
         Authorizer {
-            key: DecodingKey::from_secret(s.access_secret),
+            keys: s.keys,
             validation,
             leeway: s.leeway.as_secs(),
             valid: Cache::builder()
@@ -135,9 +137,11 @@ impl Authorizer {
     }
 
     fn verify(&self, token: &str) -> Option<Principal> {
+        // The `kid` only picks among the configured keys.
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        let key = self.keys.for_kid(kid.as_deref())?;
         let data =
-            jsonwebtoken::decode::<principal::AccessClaims>(token, &self.key, &self.validation)
-                .ok()?;
+            jsonwebtoken::decode::<principal::AccessClaims>(token, key, &self.validation).ok()?;
         if data.claims.token_use != "access" {
             return None;
         }

@@ -1,6 +1,8 @@
 //! Who a verified access token speaks for, with the identity headers made
 //! once when the token is first verified and reused on every cache hit.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
@@ -30,7 +32,8 @@ pub struct AccessClaims {
 
 #[derive(Debug)]
 pub struct Principal {
-    pub sub: String,
+    /// Shared with the access record of every request it makes.
+    pub sub: Arc<str>,
     pub sid: String,
     pub exp: u64,
     pub scopes: Vec<String>,
@@ -53,7 +56,7 @@ impl Principal {
         ];
         Some(Principal {
             scopes: c.scope.split_whitespace().map(str::to_string).collect(),
-            sub: c.sub,
+            sub: Arc::from(c.sub),
             sid: c.sid,
             exp: c.exp,
             headers,

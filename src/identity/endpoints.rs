@@ -28,6 +28,8 @@ pub enum Endpoint {
     Signin,
     RefreshToken,
     Signout,
+    /// `GET /.well-known/jwks.json`: the public keys of access tokens.
+    Jwks,
 }
 
 impl Endpoint {
@@ -38,6 +40,7 @@ impl Endpoint {
             "/signin" => Some(Endpoint::Signin),
             "/refresh-token" => Some(Endpoint::RefreshToken),
             "/signout" => Some(Endpoint::Signout),
+            "/.well-known/jwks.json" => Some(Endpoint::Jwks),
             _ => None,
         }
     }
@@ -49,6 +52,15 @@ impl Endpoint {
             Endpoint::Signin => "builtin:signin",
             Endpoint::RefreshToken => "builtin:refresh-token",
             Endpoint::Signout => "builtin:signout",
+            Endpoint::Jwks => "builtin:jwks",
+        }
+    }
+
+    /// The one method it answers (and `HEAD` for `GET`).
+    pub fn method(self) -> Method {
+        match self {
+            Endpoint::Jwks => Method::GET,
+            _ => Method::POST,
         }
     }
 }
@@ -88,8 +100,17 @@ pub async fn serve(
     read_timeout: Duration,
     stats: &RequestStats,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    if req.method() != Method::POST {
-        return Err(GatewayError::MethodNotAllowed(vec![Method::POST]));
+    let allowed = endpoint.method();
+    let head = allowed == Method::GET && req.method() == Method::HEAD;
+    if req.method() != allowed && !head {
+        return Err(GatewayError::MethodNotAllowed(vec![allowed]));
+    }
+    if endpoint == Endpoint::Jwks {
+        return Ok(json_response(
+            StatusCode::OK,
+            id.access_keys.jwks().to_string(),
+            "max-age=300",
+        ));
     }
     let body = read_body(req, read_timeout).await?;
     stats
@@ -101,6 +122,7 @@ pub async fn serve(
         Endpoint::Signin => signin(id, &fields).await,
         Endpoint::RefreshToken => refresh(id, &fields).await,
         Endpoint::Signout => signout(id, &fields).await,
+        Endpoint::Jwks => unreachable!("answered above"),
     }
 }
 
@@ -254,17 +276,18 @@ fn tokens_response(status: StatusCode, issued: &Issued) -> Response<ResponseBody
             "refresh_token": issued.refresh_token,
         }
     });
-    let mut res = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+    // Tokens must not sit in any cache (RFC 6749 section 5.1).
+    json_response(status, body.to_string(), "no-store")
+}
+
+fn json_response(status: StatusCode, body: String, cache: &'static str) -> Response<ResponseBody> {
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(
         &headers::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    // Tokens must not sit in any cache (RFC 6749 section 5.1).
-    h.insert(
-        &headers::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    h.insert(&headers::CACHE_CONTROL, HeaderValue::from_static(cache));
     res
 }

@@ -10,6 +10,7 @@ pub mod input;
 pub mod keys;
 pub mod password;
 pub mod records;
+pub mod signing;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+
+use signing::AccessKeys;
 
 use crate::authorizer::{self, Authorizer, Revoked};
 use crate::config::{Algorithm, Auth};
@@ -44,10 +47,10 @@ pub enum IdentityError {
     Key(#[from] keys::KeyError),
     #[error("bcrypt: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
-    #[error(
-        "auth.{0}.algorithm: only HS256 is implemented yet (asymmetric keys arrive with issue #4)"
-    )]
+    #[error("auth.{0}.algorithm: refresh tokens are HS256 only (only the gateway reads them)")]
     Algorithm(&'static str),
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
 }
 
 pub struct Identity {
@@ -55,6 +58,8 @@ pub struct Identity {
     pub authorizer: Authorizer,
     /// Sessions revoked while their access tokens may still be alive.
     revoked: Arc<Revoked>,
+    /// Served as the JWK set.
+    access_keys: Arc<AccessKeys>,
     store: Arc<Store>,
     store_permits: Arc<Semaphore>,
     tokens: Tokens,
@@ -70,23 +75,29 @@ impl Identity {
     /// Opens the store, loads or generates the keys, and makes the dummy
     /// hash. Blocking: call it off the runtime (`spawn_blocking`).
     pub fn open(auth: &Auth) -> Result<Identity, IdentityError> {
-        for (name, keys) in [
-            ("access_token", &auth.access_token),
-            ("refresh_token", &auth.refresh_token),
-        ] {
-            if keys.algorithm != Algorithm::HS256 {
-                return Err(IdentityError::Algorithm(name));
-            }
+        if auth.refresh_token.algorithm != Algorithm::HS256 {
+            return Err(IdentityError::Algorithm("refresh_token"));
         }
         // The store first: its lock keeps a second process from racing us
         // to generate the keys.
         let store = Store::open(&auth.store)?;
-        let access = keys::secret(auth.access_token.secret.as_deref(), &auth.store, "access")?;
+        let access = Arc::new(
+            match (&auth.access_token.private_key, auth.access_token.algorithm) {
+                (Some(private), alg) if alg != Algorithm::HS256 => {
+                    AccessKeys::asymmetric(alg, private, &auth.access_token.previous_keys)?
+                }
+                _ => AccessKeys::hs256(&keys::secret(
+                    auth.access_token.secret.as_deref(),
+                    &auth.store,
+                    "access",
+                )?),
+            },
+        );
         let refresh = keys::secret(auth.refresh_token.secret.as_deref(), &auth.store, "refresh")?;
         let leeway = auth.leeway.as_secs();
         let tokens = Tokens::new(TokenSettings {
             issuer: &auth.issuer,
-            access_secret: &access,
+            access: access.clone(),
             refresh_secret: &refresh,
             access_ttl: auth.access_token.ttl.as_secs(),
             refresh_ttl: auth.refresh_token.ttl.as_secs(),
@@ -96,7 +107,7 @@ impl Identity {
         let authorizer = Authorizer::new(
             authorizer::Settings {
                 issuer: &auth.issuer,
-                access_secret: &access,
+                keys: access.clone(),
                 leeway: auth.leeway,
                 cache_ttl: auth.cache_ttl,
                 cache_capacity: auth.cache_capacity,
@@ -113,6 +124,7 @@ impl Identity {
         Ok(Identity {
             authorizer,
             revoked,
+            access_keys: access,
             store: Arc::new(store),
             store_permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
             tokens,

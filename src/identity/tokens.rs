@@ -4,7 +4,10 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::records::User;
+use super::signing::AccessKeys;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -60,7 +63,7 @@ impl Hs256 {
 
 pub struct Tokens {
     issuer: String,
-    access: Hs256,
+    access: Arc<AccessKeys>,
     refresh: Hs256,
     access_ttl: u64,
     refresh_ttl: u64,
@@ -69,7 +72,7 @@ pub struct Tokens {
 
 pub struct TokenSettings<'a> {
     pub issuer: &'a str,
-    pub access_secret: &'a [u8],
+    pub access: Arc<AccessKeys>,
     pub refresh_secret: &'a [u8],
     pub access_ttl: u64,
     pub refresh_ttl: u64,
@@ -86,7 +89,7 @@ impl Tokens {
         v.leeway = s.leeway;
         Tokens {
             issuer: s.issuer.to_string(),
-            access: Hs256::new(s.access_secret),
+            access: s.access,
             refresh: Hs256::new(s.refresh_secret),
             access_ttl: s.access_ttl,
             refresh_ttl: s.refresh_ttl,
@@ -132,7 +135,7 @@ impl Tokens {
             token_use: "refresh".into(),
         };
         Ok(Issued {
-            access_token: jsonwebtoken::encode(&header, &access, &self.access.encoding)?,
+            access_token: self.access.sign(&access)?,
             refresh_token: jsonwebtoken::encode(&header, &refresh, &self.refresh.encoding)?,
             refresh_jti: refresh.jti,
             refresh_exp: refresh.exp,
@@ -167,7 +170,7 @@ mod tests {
     fn tokens(access: &[u8], refresh: &[u8]) -> Tokens {
         Tokens::new(TokenSettings {
             issuer: "gw",
-            access_secret: access,
+            access: Arc::new(AccessKeys::hs256(access)),
             refresh_secret: refresh,
             access_ttl: 60,
             refresh_ttl: 600,

@@ -9,6 +9,7 @@ mod cors;
 mod forwarding;
 mod identity;
 mod identity_ops;
+mod keys;
 mod limits;
 mod routing;
 mod streaming;

@@ -1,0 +1,286 @@
+//! Asymmetric access-token keys (SPEC section 6): EdDSA, ES256 and RS256
+//! from PEM files made at test time, `kid`, the JWK set an upstream verifies
+//! with, rotation with `previous_keys`, and algorithm-confusion attacks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use ring::signature::{self, KeyPair};
+use serde_json::{json, Value};
+
+use crate::harness::auth::{signup, tokens};
+use crate::harness::{Gateway, Upstream};
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// (private PEM, public PEM) for `alg`, written into `dir` as NAME.key / NAME.pub.
+fn keypair(dir: &Path, alg: &str, name: &str) -> (PathBuf, PathBuf) {
+    let rng = ring::rand::SystemRandom::new();
+    let (private, public) = match alg {
+        "EdDSA" => {
+            let der = signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            let pair = signature::Ed25519KeyPair::from_pkcs8(der.as_ref()).unwrap();
+            let mut spki = hex("302a300506032b6570032100");
+            spki.extend_from_slice(pair.public_key().as_ref());
+            (pem("PRIVATE KEY", der.as_ref()), pem("PUBLIC KEY", &spki))
+        }
+        "ES256" => {
+            let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let der = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            let pair = signature::EcdsaKeyPair::from_pkcs8(alg, der.as_ref(), &rng).unwrap();
+            let mut spki = hex("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+            spki.extend_from_slice(pair.public_key().as_ref());
+            (pem("PRIVATE KEY", der.as_ref()), pem("PUBLIC KEY", &spki))
+        }
+        _ => {
+            let key = dir.join(format!("{name}.key"));
+            let ok = Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                ])
+                .arg(&key)
+                .output()
+                .expect("openssl is needed for RSA test keys")
+                .status
+                .success();
+            assert!(ok);
+            let public = Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(&key)
+                .output()
+                .unwrap()
+                .stdout;
+            (
+                std::fs::read_to_string(&key).unwrap(),
+                String::from_utf8(public).unwrap(),
+            )
+        }
+    };
+    let (k, p) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    );
+    std::fs::write(&k, private).unwrap();
+    std::fs::write(&p, public).unwrap();
+    (k, p)
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+async fn gateway(alg: &str, private: &Path, previous: &[&Path], up: &Upstream) -> Gateway {
+    let previous: Vec<String> = previous
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect();
+    let yaml = format!(
+        r#"listen: 127.0.0.1:0
+log: {{ access: false }}
+auth:
+  store: data/users.redb
+  issuer: test-issuer
+  bcrypt_cost: 4
+  access_token:
+    algorithm: {alg}
+    private_key: {:?}
+    previous_keys: [{}]
+routes:
+  - {{ name: me, path: /me, upstream: "{}" }}
+"#,
+        private.display().to_string(),
+        previous.join(", "),
+        up.url()
+    );
+    Gateway::start(&yaml).await
+}
+
+/// What an upstream does: fetch the JWK set and verify the token with the key
+/// its `kid` names.
+async fn verify_like_an_upstream(gw: &Gateway, token: &str, alg: Algorithm) -> Value {
+    let jwks = gw
+        .client()
+        .get("/.well-known/jwks.json")
+        .send()
+        .await
+        .json();
+    let kid = decode_header(token)
+        .unwrap()
+        .kid
+        .expect("asymmetric tokens carry a kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .expect("the token's kid is in the JWK set")
+        .clone();
+    let s = |k: &str| jwk[k].as_str().unwrap().to_string();
+    let key = match alg {
+        Algorithm::EdDSA => DecodingKey::from_ed_components(&s("x")).unwrap(),
+        Algorithm::ES256 => DecodingKey::from_ec_components(&s("x"), &s("y")).unwrap(),
+        _ => DecodingKey::from_rsa_components(&s("n"), &s("e")).unwrap(),
+    };
+    let mut v = Validation::new(alg);
+    v.set_issuer(&["test-issuer"]);
+    decode::<Value>(token, &key, &v)
+        .expect("an upstream can verify the token")
+        .claims
+}
+
+async fn round_trip(alg_name: &str, alg: Algorithm) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::start().await;
+    let (key, public) = keypair(dir.path(), alg_name, "k1");
+    let gw = gateway(alg_name, &key, &[], &up).await;
+    let c = gw.client();
+    let (access, _) = signup(&c, &format!("{}@example.com", alg_name.to_lowercase())).await;
+    assert_eq!(decode_header(&access).unwrap().alg, alg);
+    assert_eq!(c.get("/me").bearer(&access).send().await.status, 200);
+    let claims = verify_like_an_upstream(&gw, &access, alg).await;
+    assert_eq!(claims["token_use"], "access");
+    let jwks = c.get("/.well-known/jwks.json").send().await;
+    assert_eq!(jwks.header("content-type"), Some("application/json"));
+    let k = &jwks.json()["keys"][0];
+    assert_eq!(
+        (k["alg"].as_str(), k["use"].as_str()),
+        (Some(alg_name), Some("sig"))
+    );
+    assert!(k.get("d").is_none(), "private parts in the JWK set: {k}");
+
+    // Algorithm confusion: HS256 over the public key PEM, as if it were a secret.
+    let mut forged_claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    forged_claims["scope"] = json!("admin");
+    let pub_pem = std::fs::read(&public).unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = decode_header(&access).unwrap().kid;
+    let confused = encode(&header, &forged_claims, &EncodingKey::from_secret(&pub_pem)).unwrap();
+    // A second key of the same kind the gateway does not know, with and
+    // without a forged `kid`.
+    let (other, _) = keypair(dir.path(), alg_name, "intruder");
+    let other_pem = std::fs::read(&other).unwrap();
+    let enc = match alg {
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&other_pem).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&other_pem).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&other_pem).unwrap(),
+    };
+    let mut h = Header::new(alg);
+    let no_kid = encode(&h, &forged_claims, &enc).unwrap();
+    h.kid = decode_header(&access).unwrap().kid;
+    let stolen_kid = encode(&h, &forged_claims, &enc).unwrap();
+    h.kid = Some("../../etc/passwd".into());
+    let odd_kid = encode(&h, &forged_claims, &enc).unwrap();
+    for (what, token) in [
+        ("HS256 with the public key", confused),
+        ("unknown key, no kid", no_kid),
+        ("unknown key, the real kid", stolen_kid),
+        ("unknown key, a path as kid", odd_kid),
+    ] {
+        let r = c.get("/me").bearer(&token).send().await;
+        assert_eq!(r.status, 401, "{alg_name}: {what}");
+    }
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "a forged token reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn eddsa_tokens_verify_here_and_upstream() {
+    round_trip("EdDSA", Algorithm::EdDSA).await;
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_here_and_upstream() {
+    round_trip("ES256", Algorithm::ES256).await;
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_here_and_upstream() {
+    round_trip("RS256", Algorithm::RS256).await;
+}
+
+#[tokio::test]
+async fn previous_keys_keep_verifying_after_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::start().await;
+    let (k1, p1) = keypair(dir.path(), "EdDSA", "old");
+    let (k2, _) = keypair(dir.path(), "EdDSA", "new");
+    let before = gateway("EdDSA", &k1, &[], &up).await;
+    let (old_token, _) = tokens(
+        &crate::harness::auth::post(
+            &before.client(),
+            "/signup",
+            &crate::harness::auth::user("rotate@example.com"),
+        )
+        .await,
+    );
+    drop(before);
+    let after = gateway("EdDSA", &k2, &[&p1], &up).await;
+    let c = after.client();
+    assert_eq!(c.get("/me").bearer(&old_token).send().await.status, 200);
+    let (new_token, _) = signup(&c, "rotated@example.com").await;
+    let kid = |t: &str| decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(kid(&old_token), kid(&new_token));
+    let jwks = c.get("/.well-known/jwks.json").send().await.json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [kid(&new_token), kid(&old_token)]);
+    // Without the previous key listed, the old token is refused.
+    let dropped = gateway("EdDSA", &k2, &[], &up).await;
+    assert_eq!(
+        dropped
+            .client()
+            .get("/me")
+            .bearer(&old_token)
+            .send()
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn hs256_gateways_publish_an_empty_key_set() {
+    let gw = Gateway::start(&crate::harness::auth::auth_yaml("")).await;
+    let r = gw.client().get("/.well-known/jwks.json").send().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"keys": []}));
+    let r = gw.client().post("/.well-known/jwks.json").send().await;
+    r.assert_error(405);
+    assert_eq!(r.header("allow"), Some("GET"));
+}
