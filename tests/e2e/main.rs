@@ -4,6 +4,7 @@
 mod harness;
 
 mod authorizer;
+mod browser;
 mod cli;
 mod cors;
 mod forwarding;
