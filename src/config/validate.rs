@@ -18,6 +18,7 @@ use super::model::*;
 use super::raw;
 use super::units;
 use super::yaml::{Kind, Node};
+use crate::identity::signing::{AccessKeys, SigningError};
 use crate::route::Template;
 
 const STANDARD_METHODS: [Method; 9] = [
@@ -340,7 +341,7 @@ impl Validator<'_> {
                 }
             }
         }
-        TokenKeys {
+        let keys = TokenKeys {
             algorithm,
             secret,
             private_key,
@@ -351,6 +352,30 @@ impl Validator<'_> {
                 .map(|p| self.file_path(p))
                 .collect(),
             ttl: self.duration(&format!("{path}.ttl"), t.ttl, default_ttl),
+        };
+        self.check_key_files(path, &keys);
+        keys
+    }
+
+    /// Key files must parse as the algorithm's keys, as `serve` will read them.
+    fn check_key_files(&mut self, path: &str, keys: &TokenKeys) {
+        let Some(private) = keys.private_key.as_ref().filter(|p| p.exists()) else {
+            return;
+        };
+        if keys.algorithm == Algorithm::HS256 {
+            return;
+        }
+        let loaded = AccessKeys::asymmetric(keys.algorithm, private, &keys.previous_keys);
+        if let Err(e) = loaded {
+            let field = match &e {
+                SigningError::Read { path: p, .. } | SigningError::Bad { path: p, .. }
+                    if p != private =>
+                {
+                    "previous_keys"
+                }
+                _ => "private_key",
+            };
+            self.err(&format!("{path}.{field}"), e.to_string());
         }
     }
 

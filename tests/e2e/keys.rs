@@ -284,3 +284,53 @@ async fn hs256_gateways_publish_an_empty_key_set() {
     r.assert_error(405);
     assert_eq!(r.header("allow"), Some("GET"));
 }
+
+#[test]
+fn check_parses_key_files_and_points_at_the_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, good_pub) = keypair(dir.path(), "EdDSA", "good");
+    let (ec_key, _) = keypair(dir.path(), "ES256", "ec");
+    std::fs::write(dir.path().join("junk.pem"), "not a key\n").unwrap();
+    let run = |private: &Path, previous: &Path| {
+        let file = dir.path().join("gw.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "listen: 127.0.0.1:0\nauth:\n  store: data/u.redb\n  access_token:\n    algorithm: EdDSA\n    private_key: {:?}\n    previous_keys: [{:?}]\nroutes:\n  - {{ name: a, path: /a, echo: true }}\n",
+                private.display().to_string(),
+                previous.display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(crate::harness::gateway::bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&good, &good_pub);
+    assert_eq!(code, Some(0), "{text}");
+    let junk = dir.path().join("junk.pem");
+    let (code, text) = run(&junk, &good_pub);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(":6:18: auth.access_token.private_key: ") && text.contains("not a PEM file"),
+        "{text}"
+    );
+    // A P-256 key where an Ed25519 one is configured.
+    let (code, text) = run(&ec_key, &good_pub);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("auth.access_token.private_key") && text.contains("Ed25519"),
+        "{text}"
+    );
+    let (code, text) = run(&good, &junk);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("auth.access_token.previous_keys"), "{text}");
+}
