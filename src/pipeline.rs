@@ -128,9 +128,8 @@ async fn run(
             ctx.route = Some(Arc::from(endpoint.route_name()));
             let requested = cors::preflight_method(req.method(), req.headers());
             if let (Some(m), Some(policy)) = (requested, ctx.cors.clone()) {
-                ctx.cors = None; // a preflight's headers are its own
                 let allowed = endpoint.method();
-                let res = cors::preflight(&policy, req.headers(), &m, |m| *m == allowed)?;
+                let res = answer_preflight(ctx, policy, req.headers(), &m, |m| *m == allowed)?;
                 return Ok((res, false));
             }
             let read_timeout = state.limits.header_timeout;
@@ -205,18 +204,38 @@ fn preflight(
         Match::Found(route) => match cors::route_policy(route, state.cors.as_ref()) {
             Some(policy) => {
                 ctx.route = Some(route.name.clone());
-                ctx.cors = None; // a preflight's headers are its own
-                cors::preflight(&policy, h, requested, |m| route.allows(m)).map(Some)
+                answer_preflight(ctx, policy, h, requested, |m| route.allows(m)).map(Some)
             }
             None => Ok(None),
         },
         Match::MethodNotAllowed(_) if ctx.cors.is_some() => {
-            ctx.cors = None;
+            ctx.origin = None; // refused: `Vary` only, no `Access-Control-*`
             Err(GatewayError::PreflightRefused("the method is not allowed"))
         }
         Match::MethodNotAllowed(_) => Ok(None),
         Match::NotFound => Err(GatewayError::NotFound),
     }
+}
+
+/// A preflight under `policy`. The 204 carries its own headers, so the
+/// response stage adds none; a refusal gets `Vary: Origin` but, its origin
+/// dropped, no `Access-Control-*` headers.
+fn answer_preflight(
+    ctx: &mut RequestCtx,
+    policy: Arc<CorsPolicy>,
+    h: &HeaderMap,
+    requested: &Method,
+    allows: impl Fn(&Method) -> bool,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let answer = cors::preflight(&policy, h, requested, allows);
+    match answer {
+        Ok(_) => ctx.cors = None,
+        Err(_) => {
+            ctx.cors = Some(policy);
+            ctx.origin = None;
+        }
+    }
+    answer
 }
 
 /// The principal a protected route runs as. A route requiring a token with

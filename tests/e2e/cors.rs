@@ -234,6 +234,10 @@ async fn refused_preflights_get_403_without_allow_headers() {
             .filter(|k| k.as_str().starts_with("access-control-allow-"))
             .collect();
         assert!(allow.is_empty(), "{what}: {allow:?}");
+        // A response on a route with a policy: Vary: Origin all the same
+        // (the `*` route has none, SPEC section 7).
+        let varies = r.headers.get_all("vary").iter().any(|v| v == "Origin");
+        assert_eq!(varies, !what.contains('*'), "{what}: Vary");
     }
     preflight(&c, "/nowhere", APP, "GET")
         .send()
