@@ -254,7 +254,7 @@ fn authorize(
 
 /// A declared `Content-Length` over the limit is refused before any byte is
 /// forwarded; chunked bodies are cut where they are read (`body.rs`).
-fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), GatewayError> {
+pub fn check_declared_length(h: &HeaderMap, max: u64) -> Result<(), GatewayError> {
     let declared = h
         .get(&headers::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

@@ -19,7 +19,7 @@ use moka::Expiry;
 use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::records::now_unix;
-use crate::identity::signing::AccessKeys;
+use crate::identity::signing::SigningKeys;
 pub use principal::Principal;
 pub use revoked::Revoked;
 
@@ -34,7 +34,7 @@ const INVALID_CAPACITY: u64 = 10_000;
 type TokenHash = [u8; 32];
 
 pub struct Authorizer {
-    keys: Arc<AccessKeys>,
+    keys: Arc<SigningKeys>,
     validation: Validation,
     leeway: u64,
     valid: Cache<TokenHash, Arc<Principal>>,
@@ -44,7 +44,7 @@ pub struct Authorizer {
 
 pub struct Settings<'a> {
     pub issuer: &'a str,
-    pub keys: Arc<AccessKeys>,
+    pub keys: Arc<SigningKeys>,
     pub leeway: Duration,
     pub cache_ttl: Duration,
     pub cache_capacity: u64,
@@ -69,16 +69,9 @@ impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
 
 impl Authorizer {
     pub fn new(s: Settings<'_>, revoked: Arc<Revoked>) -> Authorizer {
-        // The algorithm is pinned: a token's header never chooses it.
-        let mut validation = Validation::new(s.keys.algorithm);
-        validation.set_issuer(&[s.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.leeway = s.leeway.as_secs();
         Authorizer {
+            validation: s.keys.validation(s.issuer, s.leeway.as_secs()),
             keys: s.keys,
-            validation,
             leeway: s.leeway.as_secs(),
             valid: Cache::builder()
                 .max_capacity(s.cache_capacity)
@@ -137,22 +130,11 @@ impl Authorizer {
     }
 
     fn verify(&self, token: &str) -> Option<Principal> {
-        // The `kid` only picks among the configured keys.
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
-        let key = self.keys.for_kid(kid.as_deref())?;
-        let data =
-            jsonwebtoken::decode::<principal::AccessClaims>(token, key, &self.validation).ok()?;
-        if data.claims.token_use != "access" {
+        let claims: principal::AccessClaims = self.keys.verify(token, &self.validation)?;
+        if claims.token_use != "access" {
             return None;
         }
-        Principal::from_claims(data.claims)
-    }
-
-    /// Cache statistics for tests and metrics: (valid entries, invalid entries).
-    pub fn cached(&self) -> (u64, u64) {
-        self.valid.run_pending_tasks();
-        self.invalid.run_pending_tasks();
-        (self.valid.entry_count(), self.invalid.entry_count())
+        Principal::from_claims(claims)
     }
 }
 

@@ -18,7 +18,7 @@ use super::model::*;
 use super::raw;
 use super::units;
 use super::yaml::{Kind, Node};
-use crate::identity::signing::{AccessKeys, SigningError};
+use crate::identity::signing::{SigningError, SigningKeys};
 use crate::route::Template;
 
 const STANDARD_METHODS: [Method; 9] = [
@@ -365,7 +365,7 @@ impl Validator<'_> {
         if keys.algorithm == Algorithm::HS256 {
             return;
         }
-        let loaded = AccessKeys::asymmetric(keys.algorithm, private, &keys.previous_keys);
+        let loaded = SigningKeys::asymmetric(keys.algorithm, private, &keys.previous_keys);
         if let Err(e) = loaded {
             let field = match &e {
                 SigningError::Read { path: p, .. } | SigningError::Bad { path: p, .. }

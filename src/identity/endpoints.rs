@@ -17,7 +17,7 @@ use super::tokens::{new_id, Issued};
 use super::Identity;
 use crate::body::{RequestStats, ResponseBody};
 use crate::error::GatewayError;
-use crate::headers;
+use crate::{headers, pipeline};
 
 /// Largest request body the endpoints read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -127,19 +127,14 @@ pub async fn serve(
 }
 
 async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, GatewayError> {
-    let too_large = GatewayError::PayloadTooLarge(MAX_BODY as u64);
-    let declared = req
-        .headers()
-        .get(&headers::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(too_large);
-    }
+    pipeline::check_declared_length(req.headers(), MAX_BODY as u64)?;
     let read = Limited::new(req.into_body(), MAX_BODY).collect();
     match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(GatewayError::RequestTimeout),
         Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::PayloadTooLarge(MAX_BODY as u64))
+        }
         Ok(Err(_)) => Err(GatewayError::InvalidInput(
             "the request body could not be read".into(),
         )),

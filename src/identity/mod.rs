@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use signing::AccessKeys;
+use signing::SigningKeys;
 
 use crate::authorizer::{self, Authorizer, Revoked};
 use crate::config::{Algorithm, Auth};
@@ -59,7 +59,7 @@ pub struct Identity {
     /// Sessions revoked while their access tokens may still be alive.
     revoked: Arc<Revoked>,
     /// Served as the JWK set.
-    access_keys: Arc<AccessKeys>,
+    access_keys: Arc<SigningKeys>,
     store: Arc<Store>,
     store_permits: Arc<Semaphore>,
     tokens: Tokens,
@@ -84,9 +84,9 @@ impl Identity {
         let access = Arc::new(
             match (&auth.access_token.private_key, auth.access_token.algorithm) {
                 (Some(private), alg) if alg != Algorithm::HS256 => {
-                    AccessKeys::asymmetric(alg, private, &auth.access_token.previous_keys)?
+                    SigningKeys::asymmetric(alg, private, &auth.access_token.previous_keys)?
                 }
-                _ => AccessKeys::hs256(&keys::secret(
+                _ => SigningKeys::hs256(&keys::secret(
                     auth.access_token.secret.as_deref(),
                     &auth.store,
                     "access",

@@ -1,5 +1,6 @@
-//! Access-token keys: HS256 with a secret, or EdDSA / ES256 / RS256 with a
-//! PEM private key (PKCS#8; RSA also PKCS#1). Asymmetric keys get a `kid`
+//! Token keys: HS256 with a secret (refresh tokens always, access tokens by
+//! default), or, for access tokens, EdDSA / ES256 / RS256 with a PEM private
+//! key (PKCS#8; RSA also PKCS#1). Asymmetric keys get a `kid`
 //! (the RFC 7638 thumbprint of their public JWK); `previous_keys` (public
 //! PEMs) keep verifying tokens signed before a rotation, and every public
 //! key is published as a JWK set.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{self, KeyPair};
 use serde_json::{json, Value};
 
@@ -34,7 +35,7 @@ pub struct Verifying {
     pub jwk: Option<Value>,
 }
 
-pub struct AccessKeys {
+pub struct SigningKeys {
     pub algorithm: Algorithm,
     header: Header,
     encoding: EncodingKey,
@@ -42,9 +43,9 @@ pub struct AccessKeys {
     pub verifying: Vec<Verifying>,
 }
 
-impl AccessKeys {
-    pub fn hs256(secret: &[u8]) -> AccessKeys {
-        AccessKeys {
+impl SigningKeys {
+    pub fn hs256(secret: &[u8]) -> SigningKeys {
+        SigningKeys {
             algorithm: Algorithm::HS256,
             header: Header::new(Algorithm::HS256),
             encoding: EncodingKey::from_secret(secret),
@@ -61,7 +62,7 @@ impl AccessKeys {
         alg: Alg,
         private: &Path,
         previous: &[PathBuf],
-    ) -> Result<AccessKeys, SigningError> {
+    ) -> Result<SigningKeys, SigningError> {
         let algorithm = match alg {
             Alg::EdDSA => Algorithm::EdDSA,
             Alg::ES256 => Algorithm::ES256,
@@ -125,7 +126,7 @@ impl AccessKeys {
         }
         let mut header = Header::new(algorithm);
         header.kid = verifying[0].kid.clone();
-        Ok(AccessKeys {
+        Ok(SigningKeys {
             algorithm,
             header,
             encoding,
@@ -140,8 +141,36 @@ impl AccessKeys {
         jsonwebtoken::encode(&self.header, claims, &self.encoding)
     }
 
+    /// What every token of these keys must pass: this algorithm only (never
+    /// the token's choice), `iss`, `exp` and `nbf` with `leeway` seconds.
+    pub fn validation(&self, issuer: &str, leeway: u64) -> Validation {
+        let mut v = Validation::new(self.algorithm);
+        v.set_issuer(&[issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.validate_nbf = true;
+        v.validate_aud = false;
+        v.leeway = leeway;
+        v
+    }
+
+    /// The claims of a token signed by one of these keys (the one its `kid`
+    /// names) that passes `validation`.
+    pub fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+    ) -> Option<T> {
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        let key = self.for_kid(kid.as_deref())?;
+        Some(
+            jsonwebtoken::decode::<T>(token, key, validation)
+                .ok()?
+                .claims,
+        )
+    }
+
     /// The key a token's `kid` names; with HS256 (no `kid`) the secret.
-    pub fn for_kid(&self, kid: Option<&str>) -> Option<&DecodingKey> {
+    fn for_kid(&self, kid: Option<&str>) -> Option<&DecodingKey> {
         match self.algorithm {
             Algorithm::HS256 => self.verifying.first().map(|v| &v.key),
             _ => self
@@ -171,16 +200,9 @@ fn read(path: &Path) -> Result<String, SigningError> {
 }
 
 /// The label and DER bytes of the first PEM block.
-fn pem_der(pem: &str) -> Option<(String, Vec<u8>)> {
-    let start = pem.find("-----BEGIN ")?;
-    let rest = &pem[start + 11..];
-    let label_end = rest.find("-----")?;
-    let label = rest[..label_end].to_string();
-    let body_start = label_end + 5;
-    let end = rest.find("-----END ")?;
-    let b64: String = rest[body_start..end].split_whitespace().collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Some((label, der))
+fn pem_der(text: &str) -> Option<(String, Vec<u8>)> {
+    let block = pem::parse(text).ok()?;
+    Some((block.tag().to_string(), block.into_contents()))
 }
 
 fn b64(bytes: &[u8]) -> String {

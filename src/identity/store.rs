@@ -225,17 +225,6 @@ impl Store {
         })
     }
 
-    /// Is this session revoked, expired or unknown? (The authorizer asks.)
-    pub fn session_live(&self, sid: &str, now: u64) -> Result<bool, StoreError> {
-        let tx = self.db.begin_read()?;
-        let sessions = tx.open_table(SESSIONS)?;
-        let session: Option<Session> = sessions
-            .get(sid)?
-            .map(|s| serde_json::from_slice(s.value()))
-            .transpose()?;
-        Ok(session.is_some_and(|s| s.is_live(now)))
-    }
-
     /// The ids of revoked sessions still kept (their access tokens may live).
     pub fn revoked_sessions(&self) -> Result<Vec<String>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -383,6 +372,20 @@ fn put_session(tx: &WriteTransaction, sid: &str, session: &Session) -> Result<()
     tx.open_multimap_table(USER_SESSIONS)?
         .insert(session.user_id.as_str(), sid)?;
     Ok(())
+}
+
+#[cfg(test)]
+impl Store {
+    /// Is this session live? (Tests ask; the authorizer keeps its own set.)
+    pub fn session_live(&self, sid: &str, now: u64) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let sessions = tx.open_table(SESSIONS)?;
+        let session: Option<Session> = sessions
+            .get(sid)?
+            .map(|s| serde_json::from_slice(s.value()))
+            .transpose()?;
+        Ok(session.is_some_and(|s| s.is_live(now)))
+    }
 }
 
 #[cfg(test)]

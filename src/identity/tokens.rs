@@ -1,15 +1,17 @@
 //! Issuing and checking the JWTs of SPEC section 5. The algorithm is pinned
 //! by configuration; a token's own header never chooses it.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
-
 use std::sync::Arc;
 
-use super::records::User;
-use super::signing::AccessKeys;
+use jsonwebtoken::Validation;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+use super::records::User;
+use super::signing::SigningKeys;
+
+/// As issued; the authorizer reads them with its own, laxer struct
+/// (`authorizer::principal::AccessClaims`: email and names optional).
+#[derive(Debug, Serialize)]
 pub struct AccessClaims {
     pub sub: String,
     pub email: String,
@@ -46,25 +48,10 @@ pub struct Issued {
     pub refresh_exp: u64,
 }
 
-/// One HS256 key, both ways.
-struct Hs256 {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-}
-
-impl Hs256 {
-    fn new(secret: &[u8]) -> Hs256 {
-        Hs256 {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        }
-    }
-}
-
 pub struct Tokens {
     issuer: String,
-    access: Arc<AccessKeys>,
-    refresh: Hs256,
+    access: Arc<SigningKeys>,
+    refresh: SigningKeys,
     access_ttl: u64,
     refresh_ttl: u64,
     refresh_validation: Validation,
@@ -72,7 +59,7 @@ pub struct Tokens {
 
 pub struct TokenSettings<'a> {
     pub issuer: &'a str,
-    pub access: Arc<AccessKeys>,
+    pub access: Arc<SigningKeys>,
     pub refresh_secret: &'a [u8],
     pub access_ttl: u64,
     pub refresh_ttl: u64,
@@ -81,19 +68,14 @@ pub struct TokenSettings<'a> {
 
 impl Tokens {
     pub fn new(s: TokenSettings<'_>) -> Tokens {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.set_issuer(&[s.issuer]);
-        v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        v.validate_nbf = true;
-        v.validate_aud = false;
-        v.leeway = s.leeway;
+        let refresh = SigningKeys::hs256(s.refresh_secret);
         Tokens {
             issuer: s.issuer.to_string(),
             access: s.access,
-            refresh: Hs256::new(s.refresh_secret),
+            refresh_validation: refresh.validation(s.issuer, s.leeway),
+            refresh,
             access_ttl: s.access_ttl,
             refresh_ttl: s.refresh_ttl,
-            refresh_validation: v,
         }
     }
 
@@ -111,7 +93,6 @@ impl Tokens {
         refresh_jti: String,
         now: u64,
     ) -> Result<Issued, jsonwebtoken::errors::Error> {
-        let header = Header::new(Algorithm::HS256);
         let access = AccessClaims {
             sub: user.id.clone(),
             email: user.email.clone(),
@@ -136,7 +117,7 @@ impl Tokens {
         };
         Ok(Issued {
             access_token: self.access.sign(&access)?,
-            refresh_token: jsonwebtoken::encode(&header, &refresh, &self.refresh.encoding)?,
+            refresh_token: self.refresh.sign(&refresh)?,
             refresh_jti: refresh.jti,
             refresh_exp: refresh.exp,
         })
@@ -146,13 +127,8 @@ impl Tokens {
     /// and `token_use` are right; whether its session still accepts it is the
     /// store's question.
     pub fn verify_refresh(&self, token: &str) -> Option<RefreshClaims> {
-        let data = jsonwebtoken::decode::<RefreshClaims>(
-            token,
-            &self.refresh.decoding,
-            &self.refresh_validation,
-        )
-        .ok()?;
-        (data.claims.token_use == "refresh").then_some(data.claims)
+        let claims: RefreshClaims = self.refresh.verify(token, &self.refresh_validation)?;
+        (claims.token_use == "refresh").then_some(claims)
     }
 }
 
@@ -170,7 +146,7 @@ mod tests {
     fn tokens(access: &[u8], refresh: &[u8]) -> Tokens {
         Tokens::new(TokenSettings {
             issuer: "gw",
-            access: Arc::new(AccessKeys::hs256(access)),
+            access: Arc::new(SigningKeys::hs256(access)),
             refresh_secret: refresh,
             access_ttl: 60,
             refresh_ttl: 600,
