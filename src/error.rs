@@ -47,6 +47,9 @@ pub enum GatewayError {
     Internal(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// `/readyz` before start-up finished or once shutdown began.
+    #[error("not ready: starting or shutting down")]
+    NotReady,
 }
 
 impl GatewayError {
@@ -68,6 +71,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -149,6 +153,7 @@ impl GatewayError {
             | GatewayError::WrongCredentials
             | GatewayError::RefreshRejected
             | GatewayError::Internal(_)
+            | GatewayError::NotReady
             | GatewayError::Upstream(_) => {}
         }
         res

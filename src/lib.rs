@@ -7,11 +7,13 @@
 //! checked against `limits.max_body`, `rewrite` prepares the headers, then
 //! `upstream` forwards (or `echo` answers). On the way back `decorate` fixes
 //! the response headers, failures become JSON bodies in `error`, and
-//! `access_log` writes one record when the response body is done.
-//! `config` is the only module that reads gateway.yaml.
+//! `record` takes one record (metrics, access log) when the response body is
+//! done. `config` is the only module that reads gateway.yaml; `reload`
+//! rebuilds the state from it on SIGHUP or a change on disk; `admin` serves
+//! health and `metrics`.
 #![forbid(unsafe_code)]
 
-pub mod access_log;
+pub mod admin;
 pub mod authorizer;
 pub mod body;
 pub mod config;
@@ -24,7 +26,10 @@ pub mod framing;
 pub mod headers;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
+pub mod record;
+pub mod reload;
 pub mod request_id;
 pub mod rewrite;
 pub mod route;
@@ -35,18 +40,29 @@ pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
 use config::Config;
-use identity::Identity;
-use server::Lifecycle;
-use state::Gateway;
+use identity::UserStore;
+use metrics::Metrics;
+use server::{Lifecycle, Transport};
+use state::{Boot, Gateway, GatewayState, StateError};
+use tls::CertResolver;
+use upstream::Upstreams;
+
+/// How often expired sessions are purged from the store.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Sockets bound before serving, so callers (and tests) know the ports.
 pub struct Listeners {
     pub plain: Option<std::net::TcpListener>,
+    pub tls: Option<std::net::TcpListener>,
+    pub admin: Option<std::net::TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,24 +75,42 @@ pub enum StartError {
     },
     #[error("cannot load the operating system's root certificates for https upstreams: {0}")]
     Roots(#[source] std::io::Error),
-    #[error("the `tls` listener is not implemented yet (issue #5); remove `tls` or use `listen`")]
-    TlsNotYet,
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("auth: {0}")]
-    Identity(#[from] identity::IdentityError),
+    Store(#[from] identity::IdentityError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl Listeners {
     pub fn bind(config: &Config) -> Result<Listeners, StartError> {
-        if config.tls.is_some() {
-            return Err(StartError::TlsNotYet);
-        }
-        let plain = config.listen.map(bind_one).transpose()?;
-        Ok(Listeners { plain })
+        Ok(Listeners {
+            plain: config.listen.map(bind_one).transpose()?,
+            tls: config
+                .tls
+                .as_ref()
+                .map(|t| bind_one(t.listen))
+                .transpose()?,
+            admin: config.admin.map(bind_one).transpose()?,
+        })
     }
 
     pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+        local_addr(&self.plain)
     }
+
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        local_addr(&self.tls)
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        local_addr(&self.admin)
+    }
+}
+
+fn local_addr(l: &Option<std::net::TcpListener>) -> Option<SocketAddr> {
+    l.as_ref().and_then(|l| l.local_addr().ok())
 }
 
 fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
@@ -86,6 +120,25 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(l)
 }
 
+fn into_tokio(
+    l: std::net::TcpListener,
+) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let addr = l.local_addr().map_err(|source| StartError::Bind {
+        addr: ([0, 0, 0, 0], 0).into(),
+        source,
+    })?;
+    let l =
+        tokio::net::TcpListener::from_std(l).map_err(|source| StartError::Bind { addr, source })?;
+    Ok((l, addr))
+}
+
+/// Runs `f` on a blocking thread (start-up work that reads files or hashes).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Serves until `shutdown` completes, then drains connections (at most
 /// `limits.shutdown_timeout`).
 pub async fn run(
@@ -93,17 +146,8 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let identity = match config.auth.clone() {
-        Some(auth) => {
-            let opened = tokio::task::spawn_blocking(move || Identity::open(&auth)).await;
-            let id =
-                Arc::new(opened.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?);
-            id.spawn_purge();
-            Some(id)
-        }
-        None => None,
-    };
-    let gw = Arc::new(Gateway::new(&config, identity).map_err(StartError::Roots)?);
+    let files = reload::watched_files(&config);
+    let gw = Arc::new(start(config).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let life = Lifecycle {
@@ -111,26 +155,79 @@ pub async fn run(
         alive: alive_tx,
     };
     let mut addrs = Vec::new();
+    let serve = |l: std::net::TcpListener, transport: Transport, scheme: &str| {
+        let (l, addr) = into_tokio(l)?;
+        tokio::spawn(server::accept_loop(l, transport, gw.clone(), life.clone()));
+        Ok::<_, StartError>(format!("{scheme}://{addr}"))
+    };
     if let Some(l) = listeners.plain {
-        let l = tokio::net::TcpListener::from_std(l).map_err(|source| StartError::Bind {
-            addr: config.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
-            source,
-        })?;
-        addrs.push(format!(
-            "http://{}",
-            l.local_addr().map_err(|source| StartError::Bind {
-                addr: config.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
-                source
-            })?
-        ));
-        tokio::spawn(server::accept_loop(l, gw.clone(), life.clone()));
+        addrs.push(serve(l, Transport::Plain, "http")?);
     }
-    tracing::info!(listeners = %addrs.join(" "), routes = config.routes.len(), "gateway ready");
+    if let (Some(l), Some(cert)) = (listeners.tls, gw.cert.clone()) {
+        let config = tls::server_config(cert).map_err(StartError::Tls)?;
+        addrs.push(serve(l, Transport::Tls(config.into()), "https")?);
+    }
+    if let Some(l) = listeners.admin {
+        let (l, addr) = into_tokio(l)?;
+        addrs.push(format!("admin=http://{addr}"));
+        tokio::spawn(admin::serve(l, gw.clone(), life.shutdown.clone()));
+    }
+    tokio::spawn(reload::watch(gw.clone(), files, life.shutdown.clone()));
+    spawn_purge(Arc::downgrade(&gw));
+    gw.ready.store(true, Ordering::Relaxed);
+    let routes = gw.state.load().routes.len();
+    tracing::info!(listeners = %addrs.join(" "), routes, "gateway ready");
     shutdown.await;
+    gw.ready.store(false, Ordering::Relaxed);
     tracing::info!("shutting down: draining connections");
     let _ = stop_tx.send(true);
     drop(life);
-    let drain = config.limits.shutdown_timeout + std::time::Duration::from_secs(1);
+    let drain = gw.state.load().limits.shutdown_timeout + Duration::from_secs(1);
     let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
     Ok(())
+}
+
+/// Opens the store, loads the certificate and builds the first state.
+async fn start(config: Config) -> Result<Gateway, StartError> {
+    let users = match config.auth.as_ref().map(|a| a.store.clone()) {
+        Some(path) => Some(Arc::new(blocking(move || UserStore::open(&path)).await?)),
+        None => None,
+    };
+    let cert = match &config.tls {
+        Some(t) => {
+            let (cert, key) = (t.cert.clone(), t.key.clone());
+            let loaded = blocking(move || tls::load_certified_key(&cert, &key)).await;
+            Some(CertResolver::new(loaded.map_err(StartError::Tls)?))
+        }
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let (config, users2, metrics2) = (Arc::new(config), users.clone(), metrics.clone());
+    let c = config.clone();
+    let state = blocking(move || GatewayState::build(&c, users2.as_ref(), &metrics2, None)).await?;
+    Ok(Gateway {
+        state: ArcSwap::from_pointee(state),
+        upstreams: Upstreams::new(config.limits.idle_timeout).map_err(StartError::Roots)?,
+        metrics,
+        users,
+        cert,
+        boot: Boot::of(&config),
+        ready: Default::default(),
+    })
+}
+
+/// Purges expired sessions now and then every `PURGE_EVERY`, with the
+/// settings of the state current at the time, for as long as the gateway lives.
+fn spawn_purge(gw: Weak<Gateway>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(gw) = gw.upgrade() else { return };
+            let identity = gw.state.load().identity.clone();
+            if let Some(id) = identity {
+                id.purge().await;
+            }
+        }
+    });
 }

@@ -11,15 +11,15 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{filter, Layer};
 
-use crate::access_log;
 use crate::config::LogFormat;
+use crate::record;
 
 pub fn init(format: LogFormat) {
     let access = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stdout)
         .event_format(MessageOnly)
-        .with_filter(filter::filter_fn(|m| m.target() == access_log::TARGET));
-    let not_access = filter::filter_fn(|m| m.target() != access_log::TARGET);
+        .with_filter(filter::filter_fn(|m| m.target() == record::TARGET));
+    let not_access = filter::filter_fn(|m| m.target() != record::TARGET);
     let level = filter::LevelFilter::from_level(Level::INFO);
     let app: Box<dyn Layer<_> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()

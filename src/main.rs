@@ -135,7 +135,11 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(gateway::run(config, listeners, shutdown_signal())) {
+    let served = runtime.block_on(gateway::run(config, listeners, shutdown_signal()));
+    // A hash or store write still running on a blocking thread must not hold
+    // the exit past the drain.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

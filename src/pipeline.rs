@@ -10,14 +10,15 @@ use std::time::{Instant, SystemTime};
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
+use tokio::sync::mpsc;
 
-use crate::access_log::AccessRecord;
 use crate::authorizer::Principal;
 use crate::body::{RequestStats, ResponseBody};
 use crate::config::{AuthMode, CorsPolicy, Route, Target};
 use crate::conn::ConnClock;
 use crate::error::GatewayError;
 use crate::identity::{self, Endpoint};
+use crate::record::RequestRecord;
 use crate::route::{self, Match};
 use crate::state::{Gateway, GatewayState};
 use crate::upstream::{BodyLimit, Forward};
@@ -31,6 +32,9 @@ pub struct ConnInfo {
     /// `http` or `https`.
     pub proto: &'static str,
     pub clock: Arc<ConnClock>,
+    /// Held by anything that outlives its request (a WebSocket tunnel), so
+    /// shutdown waits for it, at most `shutdown_timeout`.
+    pub alive: mpsc::Sender<()>,
 }
 
 /// What the stages learn about a request, for the access record.
@@ -54,11 +58,8 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let in_flight = conn.clock.request_started();
     let state = gw.state.load_full();
-    // Only the access record needs these; skip the clock reads when it is off.
-    let started = state
-        .log
-        .access
-        .then(|| (Instant::now(), SystemTime::now(), req.method().clone()));
+    let start = Instant::now();
+    let method = req.method().clone();
     let mut ctx = RequestCtx {
         request_id: request_id::keep_or_generate(req.headers()),
         path: String::new(),
@@ -86,23 +87,25 @@ pub async fn handle(
     if let Some(policy) = &ctx.cors {
         cors::decorate(&mut res, policy, ctx.origin.as_ref());
     }
-    if let Some((start, time, method)) = started {
-        let status = res.status().as_u16();
-        res.body_mut().on_complete(Box::new(AccessRecord {
-            format: state.log.format,
-            time,
-            start,
-            request_id: ctx.request_id,
-            client: conn.client,
-            method,
-            path: ctx.path,
-            route: ctx.route,
-            status,
-            upstream: ctx.upstream,
-            principal: ctx.principal,
-            stats: ctx.stats,
-        }));
-    }
+    let status = res.status().as_u16();
+    res.body_mut().on_complete(Box::new(RequestRecord {
+        metrics: gw.metrics.clone(),
+        // The wall clock is read only for the access log.
+        log: state
+            .log
+            .access
+            .then(|| (state.log.format, SystemTime::now() - start.elapsed())),
+        start,
+        request_id: ctx.request_id,
+        client: conn.client,
+        method,
+        path: ctx.path,
+        route: ctx.route,
+        status,
+        upstream: ctx.upstream,
+        principal: ctx.principal,
+        stats: ctx.stats,
+    }));
     res.body_mut().hold(in_flight);
     Ok(res)
 }
@@ -123,7 +126,7 @@ async fn run(
         ctx.path = req.uri().path().to_string();
         GatewayError::BadPath(e)
     })?;
-    if let Some(identity) = gw.identity.as_deref() {
+    if let Some(identity) = state.identity.as_deref() {
         if let Some(endpoint) = Endpoint::at(&ctx.path) {
             ctx.route = Some(Arc::from(endpoint.route_name()));
             let requested = cors::preflight_method(req.method(), req.headers());
@@ -150,7 +153,7 @@ async fn run(
     };
     ctx.route = Some(route.name.clone());
     ctx.cors = cors::route_policy(route, state.cors.as_ref());
-    let principal = authorize(gw, route, req.headers())?;
+    let principal = authorize(state, route, req.headers())?;
     ctx.principal = principal.as_ref().map(|p| p.sub.clone());
     check_declared_length(req.headers(), state.limits.max_body)?;
     let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
@@ -180,7 +183,15 @@ async fn run(
                 max: state.limits.max_body,
                 stats: ctx.stats.clone(),
             };
-            let answer = gw.upstreams.forward(fwd, parts, body, limit).await?;
+            let answer = gw
+                .upstreams
+                .forward(fwd, parts, body, limit)
+                .await
+                .inspect_err(|e| {
+                    if let Some(kind) = e.metric_kind() {
+                        gw.metrics.upstream_error(kind);
+                    }
+                })?;
             ctx.upstream = Some(answer.target.display.clone());
             let lease = answer.lease;
             let res = answer
@@ -241,11 +252,11 @@ fn answer_preflight(
 /// The principal a protected route runs as. A route requiring a token with
 /// no identity service cannot exist (config validation), but fails closed.
 fn authorize(
-    gw: &Gateway,
+    state: &GatewayState,
     route: &Route,
     h: &HeaderMap,
 ) -> Result<Option<Arc<Principal>>, GatewayError> {
-    match (route.auth, gw.identity.as_deref()) {
+    match (route.auth, state.identity.as_deref()) {
         (AuthMode::None, _) => Ok(None),
         (AuthMode::Required, Some(id)) => id.authorizer.authorize(h, &route.scopes).map(Some),
         (AuthMode::Required, None) => Err(GatewayError::Unauthorized),

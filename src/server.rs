@@ -1,4 +1,5 @@
-//! Listeners: the accept loop, one task per connection (HTTP/1.1 and h2c
+//! The plain and HTTPS listeners: the accept loop, the TLS handshake, one
+//! task per connection (HTTP/1.1 or HTTP/2, h2c on the plain listener,
 //! through hyper-util's auto builder), connection timeouts, and draining on
 //! shutdown.
 
@@ -9,8 +10,10 @@ use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{self, ClockedIo, ConnClock};
 use crate::pipeline::{self, ConnInfo};
@@ -27,7 +30,19 @@ pub struct Lifecycle {
     pub alive: mpsc::Sender<()>,
 }
 
-pub async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, life: Lifecycle) {
+/// What a listener speaks below HTTP.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(TlsAcceptor),
+}
+
+pub async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    gw: Arc<Gateway>,
+    life: Lifecycle,
+) {
     let builder = Arc::new(http_builder());
     let mut shutdown = life.shutdown.clone();
     loop {
@@ -44,20 +59,37 @@ pub async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, life: Lifecycl
             _ = shutdown.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo {
+        let conn = Arc::new(ConnInfo {
             client,
             client_ip: HeaderValue::from_str(&client.ip().to_string())
                 .expect("an IP address is a valid header value"),
-            proto: "http",
+            proto: match transport {
+                Transport::Plain => "http",
+                Transport::Tls(_) => "https",
+            },
             clock: ConnClock::new(),
-        };
-        tokio::spawn(connection(
-            stream,
-            Arc::new(conn),
-            gw.clone(),
-            builder.clone(),
-            life.clone(),
-        ));
+            alive: life.alive.clone(),
+        });
+        let (gw, builder, life) = (gw.clone(), builder.clone(), life.clone());
+        match &transport {
+            Transport::Plain => {
+                tokio::spawn(connection(stream, conn, gw, builder, life));
+            }
+            Transport::Tls(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    // The handshake counts against the first head's deadline.
+                    let limit = gw.state.load().limits.header_timeout;
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(tls)) => connection(tls, conn, gw, builder, life).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(client = %conn.client, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -70,8 +102,8 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: T,
     conn: Arc<ConnInfo>,
     gw: Arc<Gateway>,
     builder: Arc<auto::Builder<TokioExecutor>>,

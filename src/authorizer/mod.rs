@@ -20,6 +20,7 @@ use crate::error::GatewayError;
 use crate::headers;
 use crate::identity::records::now_unix;
 use crate::identity::signing::SigningKeys;
+use crate::metrics::Metrics;
 pub use principal::Principal;
 pub use revoked::Revoked;
 
@@ -40,6 +41,7 @@ pub struct Authorizer {
     valid: Cache<TokenHash, Arc<Principal>>,
     invalid: Cache<TokenHash, ()>,
     revoked: Arc<Revoked>,
+    metrics: Arc<Metrics>,
 }
 
 pub struct Settings<'a> {
@@ -68,7 +70,7 @@ impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
 }
 
 impl Authorizer {
-    pub fn new(s: Settings<'_>, revoked: Arc<Revoked>) -> Authorizer {
+    pub fn new(s: Settings<'_>, revoked: Arc<Revoked>, metrics: Arc<Metrics>) -> Authorizer {
         Authorizer {
             validation: s.keys.validation(s.issuer, s.leeway.as_secs()),
             keys: s.keys,
@@ -84,6 +86,7 @@ impl Authorizer {
                 .time_to_live(INVALID_TTL)
                 .build(),
             revoked,
+            metrics,
         }
     }
 
@@ -111,8 +114,10 @@ impl Authorizer {
     fn principal(&self, token: &str) -> Result<Arc<Principal>, GatewayError> {
         let key = token_hash(token);
         if let Some(p) = self.valid.get(&key) {
+            self.metrics.authorizer_cache_hits.inc();
             return Ok(p);
         }
+        self.metrics.authorizer_cache_misses.inc();
         if self.invalid.contains_key(&key) {
             return Err(GatewayError::InvalidToken);
         }

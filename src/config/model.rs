@@ -91,7 +91,7 @@ pub struct TokenKeys {
     pub ttl: Duration,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninLimit {
     pub failures: u32,
     pub window: Duration,

@@ -17,6 +17,7 @@ use super::tokens::{new_id, Issued};
 use super::Identity;
 use crate::body::{RequestStats, ResponseBody};
 use crate::error::GatewayError;
+use crate::metrics::SigninOutcome;
 use crate::{headers, pipeline};
 
 /// Largest request body the endpoints read.
@@ -118,8 +119,22 @@ pub async fn serve(
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let fields = Fields::parse(&body)?;
     match endpoint {
-        Endpoint::Signup => signup(id, &fields).await,
-        Endpoint::Signin => signin(id, &fields).await,
+        Endpoint::Signup => {
+            let res = signup(id, &fields).await;
+            if res.is_ok() {
+                id.metrics.signups.inc();
+            }
+            res
+        }
+        Endpoint::Signin => {
+            let res = signin(id, &fields).await;
+            id.metrics.signin(match &res {
+                Ok(_) => SigninOutcome::Success,
+                Err(GatewayError::Throttled(_)) => SigninOutcome::Throttled,
+                Err(_) => SigninOutcome::Failure,
+            });
+            res
+        }
         Endpoint::RefreshToken => refresh(id, &fields).await,
         Endpoint::Signout => signout(id, &fields).await,
         Endpoint::Jwks => unreachable!("answered above"),
@@ -224,7 +239,7 @@ async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ga
         .await?;
     accepted(id, presented, &claims.sid)?;
     // Its access tokens stop working now, not when they expire.
-    id.revoked.insert(&claims.sid);
+    id.revoke(&claims.sid);
     let mut res = Response::new(ResponseBody::full(Bytes::new()));
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
@@ -235,7 +250,7 @@ fn accepted(id: &Identity, presented: Presented, sid: &str) -> Result<User, Gate
     match presented {
         Presented::Current(user) => Ok(user),
         Presented::Reused => {
-            id.revoked.insert(sid);
+            id.revoke(sid);
             tracing::warn!(
                 sid,
                 "a rotated refresh token was presented again: session revoked"

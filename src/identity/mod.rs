@@ -1,8 +1,8 @@
 //! The built-in identity service (SPEC section 5): users and sessions in a
 //! redb `store`, bcrypt `password`s, JWT `tokens` signed with `keys`, the
-//! sign-in `throttle`, and the four `endpoints`. `Identity` is opened once at
-//! start-up and lives as long as the process (the store path and keys need a
-//! restart to change).
+//! sign-in `throttle`, and the four `endpoints`. The `UserStore` is opened
+//! once and lives as long as the process (its path needs a restart to
+//! change); an `Identity` is built from each config version over it.
 
 pub mod admin;
 pub mod endpoints;
@@ -15,8 +15,8 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -24,6 +24,7 @@ use signing::SigningKeys;
 
 use crate::authorizer::{self, Authorizer, Revoked};
 use crate::config::{Algorithm, Auth};
+use crate::metrics::Metrics;
 use password::Passwords;
 use store::{Store, StoreError};
 use throttle::Throttle;
@@ -35,9 +36,6 @@ pub use endpoints::Endpoint;
 /// transaction at a time anyway; this keeps a burst from parking hundreds of
 /// blocking threads on its lock.
 const STORE_CONCURRENCY: usize = 4;
-
-/// How often expired sessions are purged from the store.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -53,34 +51,64 @@ pub enum IdentityError {
     Signing(#[from] signing::SigningError),
 }
 
+/// What outlives a reload: the open store (changing its path needs a
+/// restart) and the revoked-session set loaded from it.
+pub struct UserStore {
+    pub path: PathBuf,
+    store: Arc<Store>,
+    permits: Arc<Semaphore>,
+    /// Sessions revoked while their access tokens may still be alive.
+    revoked: Arc<Revoked>,
+}
+
+impl UserStore {
+    /// Opens (or creates) the store. Blocking: call it off the runtime.
+    pub fn open(path: &Path) -> Result<UserStore, IdentityError> {
+        let store = Store::open(path)?;
+        let revoked = Arc::new(Revoked::new(store.revoked_sessions()?));
+        Ok(UserStore {
+            path: path.to_path_buf(),
+            store: Arc::new(store),
+            permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
+            revoked,
+        })
+    }
+}
+
+/// The identity service as one config describes it, over the open store;
+/// a reload builds a new one.
 pub struct Identity {
     /// Verifies the access tokens this service issues, on protected routes.
     pub authorizer: Authorizer,
-    /// Sessions revoked while their access tokens may still be alive.
-    revoked: Arc<Revoked>,
+    users: Arc<UserStore>,
     /// Served as the JWK set.
     access_keys: Arc<SigningKeys>,
-    store: Arc<Store>,
-    store_permits: Arc<Semaphore>,
     tokens: Tokens,
-    passwords: Passwords,
-    throttle: Throttle,
+    passwords: Arc<Passwords>,
+    throttle: Arc<Throttle>,
     default_scopes: Vec<String>,
     /// Seconds a session is kept after its refresh token expired: longer
     /// than any access token issued from it lives.
     purge_grace: u64,
+    metrics: Arc<Metrics>,
 }
 
 impl Identity {
-    /// Opens the store, loads or generates the keys, and makes the dummy
-    /// hash. Blocking: call it off the runtime (`spawn_blocking`).
-    pub fn open(auth: &Auth) -> Result<Identity, IdentityError> {
+    /// Loads or generates the keys and sets up the service over `users`.
+    /// `previous` (on reload) lends its sign-in throttle when the limit is
+    /// unchanged, so a reload forgets no failed attempt, and its hasher when
+    /// the cost is unchanged. The decision cache always starts empty, so new
+    /// keys, issuer or leeway apply to every token at once. Blocking (key
+    /// files, the dummy hash): call it off the runtime.
+    pub fn build(
+        auth: &Auth,
+        users: Arc<UserStore>,
+        metrics: Arc<Metrics>,
+        previous: Option<&Identity>,
+    ) -> Result<Identity, IdentityError> {
         if auth.refresh_token.algorithm != Algorithm::HS256 {
             return Err(IdentityError::Algorithm("refresh_token"));
         }
-        // The store first: its lock keeps a second process from racing us
-        // to generate the keys.
-        let store = Store::open(&auth.store)?;
         let access = Arc::new(
             match (&auth.access_token.private_key, auth.access_token.algorithm) {
                 (Some(private), alg) if alg != Algorithm::HS256 => {
@@ -88,12 +116,12 @@ impl Identity {
                 }
                 _ => SigningKeys::hs256(&keys::secret(
                     auth.access_token.secret.as_deref(),
-                    &auth.store,
+                    &users.path,
                     "access",
                 )?),
             },
         );
-        let refresh = keys::secret(auth.refresh_token.secret.as_deref(), &auth.store, "refresh")?;
+        let refresh = keys::secret(auth.refresh_token.secret.as_deref(), &users.path, "refresh")?;
         let leeway = auth.leeway.as_secs();
         let tokens = Tokens::new(TokenSettings {
             issuer: &auth.issuer,
@@ -103,7 +131,6 @@ impl Identity {
             refresh_ttl: auth.refresh_token.ttl.as_secs(),
             leeway,
         });
-        let revoked = Arc::new(Revoked::new(store.revoked_sessions()?));
         let authorizer = Authorizer::new(
             authorizer::Settings {
                 issuer: &auth.issuer,
@@ -112,26 +139,35 @@ impl Identity {
                 cache_ttl: auth.cache_ttl,
                 cache_capacity: auth.cache_capacity,
             },
-            revoked.clone(),
+            users.revoked.clone(),
+            metrics.clone(),
         );
-        let passwords = Passwords::new(auth.bcrypt_cost)?;
-        tracing::info!(
-            store = %auth.store.display(),
-            bcrypt_cost = auth.bcrypt_cost,
-            hashing_threads = passwords.threads(),
-            "user store open"
-        );
+        let passwords = match previous {
+            Some(p) if p.passwords.cost() == auth.bcrypt_cost => p.passwords.clone(),
+            _ => Arc::new(Passwords::new(auth.bcrypt_cost)?),
+        };
+        let throttle = match previous {
+            Some(p) if p.throttle.limit() == auth.signin_limit => p.throttle.clone(),
+            _ => Arc::new(Throttle::new(auth.signin_limit)),
+        };
+        if previous.is_none() {
+            tracing::info!(
+                store = %users.path.display(),
+                bcrypt_cost = auth.bcrypt_cost,
+                hashing_threads = passwords.threads(),
+                "user store open"
+            );
+        }
         Ok(Identity {
             authorizer,
-            revoked,
+            users,
             access_keys: access,
-            store: Arc::new(store),
-            store_permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
             tokens,
             passwords,
-            throttle: Throttle::new(auth.signin_limit),
+            throttle,
             default_scopes: auth.default_scopes.clone(),
             purge_grace: auth.access_token.ttl.as_secs() + leeway + 60,
+            metrics,
         })
     }
 
@@ -142,8 +178,8 @@ impl Identity {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         // Never closed, so acquiring cannot fail.
-        let permit = self.store_permits.clone().acquire_owned().await.ok();
-        let store = self.store.clone();
+        let permit = self.users.permits.clone().acquire_owned().await.ok();
+        let store = self.users.store.clone();
         let out = tokio::task::spawn_blocking(move || {
             let out = f(&store);
             drop(permit);
@@ -153,25 +189,21 @@ impl Identity {
         out.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
-    /// Purges expired sessions now and then every `PURGE_EVERY`, for as long
-    /// as the identity service lives.
-    pub fn spawn_purge(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PURGE_EVERY);
-            loop {
-                every.tick().await;
-                let Some(id) = weak.upgrade() else { return };
-                let (now, grace) = (records::now_unix(), id.purge_grace);
-                match id.store(move |s| s.purge_expired(now, grace)).await {
-                    Ok(sids) if sids.is_empty() => {}
-                    Ok(sids) => {
-                        id.revoked.forget(&sids);
-                        tracing::info!(sessions = sids.len(), "purged expired sessions");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-                }
+    fn revoke(&self, sid: &str) {
+        self.users.revoked.insert(sid);
+    }
+
+    /// Deletes sessions expired for longer than `purge_grace` and forgets
+    /// their revocations.
+    pub async fn purge(&self) {
+        let (now, grace) = (records::now_unix(), self.purge_grace);
+        match self.store(move |s| s.purge_expired(now, grace)).await {
+            Ok(sids) if sids.is_empty() => {}
+            Ok(sids) => {
+                self.users.revoked.forget(&sids);
+                tracing::info!(sessions = sids.len(), "purged expired sessions");
             }
-        });
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
     }
 }

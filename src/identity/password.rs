@@ -51,6 +51,10 @@ impl Passwords {
         })
     }
 
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
     /// How many hashes may run at once.
     pub fn threads(&self) -> usize {
         self.threads

@@ -34,6 +34,10 @@ impl Throttle {
         }
     }
 
+    pub fn limit(&self) -> SigninLimit {
+        self.limit
+    }
+
     /// Starts an attempt: `Err(retry_after)` when the email is throttled,
     /// else the attempt is counted as a failure until `succeeded`.
     pub fn begin(&self, email: &str, now: Instant) -> Result<(), Duration> {

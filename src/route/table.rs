@@ -25,6 +25,14 @@ impl RouteTable {
         RouteTable { routes }
     }
 
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
     /// Matches a normalised path (`route::normalize` output).
     pub fn lookup(&self, path: &str, method: &Method) -> Match<'_> {
         let segments: Vec<&str> = path[1..].split('/').collect();

@@ -3,6 +3,7 @@
 use std::error::Error as _;
 
 use crate::body::{BodyTooLarge, BoxError};
+use crate::metrics::UpstreamErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -19,6 +20,17 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The `kind` label of `gateway_upstream_errors_total`; `None` for the client's fault.
+    pub fn metric_kind(&self) -> Option<UpstreamErrorKind> {
+        match self {
+            UpstreamError::Connect(_) => Some(UpstreamErrorKind::Connect),
+            UpstreamError::Timeout => Some(UpstreamErrorKind::Timeout),
+            UpstreamError::Reset(_) => Some(UpstreamErrorKind::Reset),
+            UpstreamError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
+            UpstreamError::BodyTooLarge(_) => None,
+        }
+    }
+
     /// Sorts a failure after the request was handed to a connection.
     pub fn from_send(e: hyper::Error) -> UpstreamError {
         let mut source = e.source();

@@ -59,6 +59,11 @@ impl Upstreams {
         })
     }
 
+    /// How long pooled connections may idle (`limits.idle_timeout`).
+    pub fn set_idle_timeout(&self, limit: Duration) {
+        self.pool.set_idle_timeout(limit);
+    }
+
     pub async fn forward<'t>(
         &self,
         fwd: Forward<'t>,

@@ -5,6 +5,7 @@
 //! task of its own; requests use it through its `SendRequest` handle.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -27,7 +28,8 @@ pub struct Pool {
 struct Inner {
     connector: HttpsConnector<HttpConnector>,
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
-    idle_timeout: Duration,
+    /// Milliseconds; a reload may change it.
+    idle_timeout_ms: AtomicU64,
 }
 
 struct Idle {
@@ -57,10 +59,16 @@ impl Pool {
         let inner = Arc::new(Inner {
             connector,
             idle: Mutex::new(HashMap::new()),
-            idle_timeout,
+            idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
         });
         tokio::spawn(sweep(Arc::downgrade(&inner)));
         Ok(Pool { inner })
+    }
+
+    pub fn set_idle_timeout(&self, limit: Duration) {
+        self.inner
+            .idle_timeout_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// An idle connection to the target if there is one, else a new one.
@@ -103,7 +111,7 @@ impl Pool {
         let mut idle = self.inner.idle.lock().ok()?;
         let list = idle.get_mut(key)?;
         while let Some(conn) = list.pop() {
-            if !conn.tx.is_closed() && conn.since.elapsed() < self.inner.idle_timeout {
+            if !conn.tx.is_closed() && conn.since.elapsed() < self.inner.idle_timeout() {
                 return Some(conn.tx);
             }
         }
@@ -134,7 +142,7 @@ impl Lease {
 async fn sweep(pool: Weak<Inner>) {
     loop {
         let every = match pool.upgrade() {
-            Some(inner) => inner.idle_timeout.max(Duration::from_millis(100)) / 2,
+            Some(inner) => inner.idle_timeout().max(Duration::from_millis(100)) / 2,
             None => return,
         };
         tokio::time::sleep(every).await;
@@ -144,10 +152,15 @@ async fn sweep(pool: Weak<Inner>) {
 }
 
 impl Inner {
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.load(Ordering::Relaxed))
+    }
+
     fn expire_idle(&self) {
+        let limit = self.idle_timeout();
         if let Ok(mut idle) = self.idle.lock() {
             for list in idle.values_mut() {
-                list.retain(|c| !c.tx.is_closed() && c.since.elapsed() < self.idle_timeout);
+                list.retain(|c| !c.tx.is_closed() && c.since.elapsed() < limit);
             }
         }
     }

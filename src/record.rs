@@ -1,5 +1,6 @@
-//! One record per request, written once, when its response body is done
-//! (so `bytes_out` and `duration_ms` are final). Never holds a secret: no
+//! One record per request, taken once, when its response body is done (so
+//! `bytes_out` and the duration are final): the request metrics, and the
+//! access-log line unless `log.access` is off. Never holds a secret: no
 //! headers, no query string, no body.
 
 use std::net::SocketAddr;
@@ -11,13 +12,16 @@ use http::{HeaderValue, Method};
 
 use crate::body::{OnComplete, RequestStats};
 use crate::config::LogFormat;
+use crate::metrics::Metrics;
 
 /// The tracing target that the access-log layer writes to stdout.
 pub const TARGET: &str = "access";
 
-pub struct AccessRecord {
-    pub format: LogFormat,
-    pub time: SystemTime,
+pub struct RequestRecord {
+    pub metrics: Arc<Metrics>,
+    /// The access log's format and the request's wall-clock start; `None`
+    /// when the access log is off.
+    pub log: Option<(LogFormat, SystemTime)>,
     pub start: Instant,
     pub request_id: HeaderValue,
     pub client: SocketAddr,
@@ -30,18 +34,22 @@ pub struct AccessRecord {
     pub stats: Arc<RequestStats>,
 }
 
-impl OnComplete for AccessRecord {
+impl OnComplete for RequestRecord {
     fn complete(self: Box<Self>, bytes_out: u64) {
-        write(&self, bytes_out);
+        let took = self.start.elapsed();
+        let route = self.route.as_deref().unwrap_or("");
+        self.metrics.request(route, &self.method, self.status, took);
+        if let Some((format, time)) = self.log {
+            write(&self, format, time, took.as_secs_f64() * 1000.0, bytes_out);
+        }
     }
 }
 
-pub fn write(r: &AccessRecord, bytes_out: u64) {
-    let duration_ms = r.start.elapsed().as_secs_f64() * 1000.0;
+fn write(r: &RequestRecord, format: LogFormat, time: SystemTime, duration_ms: f64, bytes_out: u64) {
     let bytes_in = r.stats.bytes_in.load(Ordering::Relaxed);
-    let line = match r.format {
+    let line = match format {
         LogFormat::Json => serde_json::json!({
-            "time": humantime::format_rfc3339_millis(r.time).to_string(),
+            "time": humantime::format_rfc3339_millis(time).to_string(),
             "request_id": r.request_id.to_str().unwrap_or_default(),
             "client": r.client.to_string(),
             "method": r.method.as_str(),
