@@ -1,15 +1,21 @@
 //! The response as the client receives it: upstream hop-by-hop headers
-//! removed, `X-Request-Id` on every response (the gateway's errors included).
+//! removed (but a 101's `Upgrade`, which the switch needs), `X-Request-Id`
+//! on every response (the gateway's errors included).
 
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::ResponseBody;
-use crate::{headers, rewrite};
+use crate::{headers, rewrite, websocket};
 
 pub fn response(res: &mut Response<ResponseBody>, request_id: &HeaderValue, from_upstream: bool) {
+    let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
     if from_upstream {
+        let upgrade = h.get(&headers::UPGRADE).cloned().filter(|_| switching);
         rewrite::strip_hop_by_hop(h);
+        if let Some(upgrade) = upgrade {
+            websocket::keep_upgrade(h, upgrade);
+        }
     }
     h.insert(&headers::X_REQUEST_ID, request_id.clone());
 }

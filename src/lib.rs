@@ -37,6 +37,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod upstream;
+pub mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -8,21 +8,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use tokio::sync::mpsc;
 
 use crate::authorizer::Principal;
 use crate::body::{RequestStats, ResponseBody};
-use crate::config::{AuthMode, CorsPolicy, Route, Target};
+use crate::config::{AuthMode, CorsPolicy, Route, Target, UpstreamProtocol};
 use crate::conn::ConnClock;
 use crate::error::GatewayError;
 use crate::identity::{self, Endpoint};
 use crate::record::RequestRecord;
 use crate::route::{self, Match};
 use crate::state::{Gateway, GatewayState};
-use crate::upstream::{BodyLimit, Forward};
-use crate::{cors, decorate, echo, headers, request_id, rewrite};
+use crate::upstream::{BodyLimit, Forward, UpstreamError};
+use crate::{cors, decorate, echo, headers, request_id, rewrite, websocket};
 
 /// The client's connection, as requests on it see it.
 pub struct ConnInfo {
@@ -158,6 +160,7 @@ async fn run(
     check_declared_length(req.headers(), state.limits.max_body)?;
     let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
     let host = client_host(&req);
+    let upgrade = websocket::upgrade_of(&req);
     let (mut parts, body) = req.into_parts();
     rewrite::request(
         &mut parts.headers,
@@ -171,6 +174,13 @@ async fn run(
     if let Some(p) = &principal {
         p.add_headers(&mut parts.headers);
     }
+    let client_upgrade = match upgrade {
+        Some(value) => {
+            websocket::keep_upgrade(&mut parts.headers, value);
+            parts.extensions.remove::<OnUpgrade>()
+        }
+        None => None,
+    };
     match &route.target {
         Target::Echo => Ok((echo::respond(&parts, &path_and_query), false)),
         Target::Upstream(targets) => {
@@ -178,6 +188,11 @@ async fn run(
                 targets,
                 path_and_query: &path_and_query,
                 timeout: route.timeout,
+                // hyper upgrades HTTP/1.1 connections only.
+                protocol: match client_upgrade {
+                    Some(_) => UpstreamProtocol::Http1,
+                    None => route.upstream_protocol,
+                },
             };
             let limit = BodyLimit {
                 max: state.limits.max_body,
@@ -193,10 +208,18 @@ async fn run(
                     }
                 })?;
             ctx.upstream = Some(answer.target.display.clone());
-            let lease = answer.lease;
-            let res = answer
-                .response
-                .map(|b| ResponseBody::upstream(b, route.timeout, lease));
+            let (mut response, lease) = (answer.response, answer.lease);
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let Some(client) = client_upgrade else {
+                    let e = "a 101 the request did not ask for";
+                    return Err(UpstreamError::Protocol(e.into()).into());
+                };
+                // The connection now belongs to the tunnel, never to the pool.
+                drop(lease);
+                websocket::tunnel(client, &mut response, conn.alive.clone());
+                return Ok((response.map(|_| ResponseBody::full(Bytes::new())), true));
+            }
+            let res = response.map(|b| ResponseBody::upstream(b, route.timeout, lease));
             Ok((res, true))
         }
     }

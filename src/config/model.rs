@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method};
 
-pub use super::raw::LogFormat;
+pub use super::raw::{LogFormat, UpstreamProtocol};
 use crate::route::Template;
 
 #[derive(Debug, Clone)]
@@ -137,6 +137,8 @@ pub struct Route {
     pub strip_prefix: Option<String>,
     pub timeout: Duration,
     pub cors: RouteCors,
+    /// HTTP/1.1 (default) or HTTP/2 to the upstream (h2c for `http://`).
+    pub upstream_protocol: UpstreamProtocol,
 }
 
 impl Route {

@@ -106,6 +106,16 @@ pub struct Route {
     pub strip_prefix: Option<String>,
     pub timeout: Option<String>,
     pub cors: Option<RouteCors>,
+    pub upstream_protocol: Option<UpstreamProtocol>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    #[serde(rename = "http1")]
+    Http1,
+    #[serde(rename = "h2")]
+    H2,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

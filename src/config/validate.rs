@@ -529,6 +529,12 @@ impl Validator<'_> {
                 );
             }
         }
+        if r.upstream_protocol.is_some() && matches!(target, Target::Echo) {
+            self.err(
+                &format!("{path}.upstream_protocol"),
+                "upstream_protocol applies to routes with an `upstream` only",
+            );
+        }
         let cors = match r.cors {
             None => RouteCors::Inherit,
             Some(raw::RouteCors::Off) => RouteCors::Off,
@@ -550,6 +556,7 @@ impl Validator<'_> {
                 Duration::from_secs(30),
             ),
             cors,
+            upstream_protocol: r.upstream_protocol.unwrap_or_default(),
         })
     }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::error::UpstreamError;
 use super::pool::{Key, Lease, Pool};
 use crate::body::{RequestBody, RequestStats};
-use crate::config::UpstreamTarget;
+use crate::config::{UpstreamProtocol, UpstreamTarget};
 
 /// How long a target that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(10);
@@ -40,6 +40,7 @@ pub struct Forward<'a> {
     pub targets: &'a [UpstreamTarget],
     pub path_and_query: &'a str,
     pub timeout: Duration,
+    pub protocol: UpstreamProtocol,
 }
 
 /// A response head from the upstream, the connection it came on (to be
@@ -87,13 +88,13 @@ impl Upstreams {
         // Connect before anything is sent, so a target that refuses can be
         // swapped for another with the request still in hand.
         let first = self.pick(fwd.targets, None);
-        let (target, mut lease) = match self.pool.checkout(first).await {
+        let (target, mut lease) = match self.pool.checkout(first, fwd.protocol).await {
             Ok(lease) => (first, lease),
             Err(e) if fwd.targets.len() == 1 => return Err(UpstreamError::Connect(e)),
             Err(_) => {
                 self.mark_down(first);
                 let second = self.pick(fwd.targets, Some(first));
-                match self.pool.checkout(second).await {
+                match self.pool.checkout(second, fwd.protocol).await {
                     Ok(lease) => (second, lease),
                     Err(e) => {
                         self.mark_down(second);
@@ -102,25 +103,25 @@ impl Upstreams {
                 }
             }
         };
-        prepare(&mut req, target, fwd.path_and_query);
+        prepare(&mut req, target, fwd.path_and_query, fwd.protocol);
         // A pooled connection may have been closed by the upstream while idle:
         // if the request was not written, it goes once more on a new connection.
         if let Err(e) = lease.tx.ready().await {
             if !lease.reused {
                 return Err(UpstreamError::Connect(Box::new(e)));
             }
-            lease = self.fresh(lease.key()).await?;
+            lease = self.fresh(lease.key(), fwd.protocol).await?;
         }
-        let response = match lease.tx.try_send_request(req).await {
+        let response = match lease.tx.try_send(req).await {
             Ok(response) => response,
             Err(mut e) => match (e.take_message(), lease.reused) {
                 (Some(req), true) => {
-                    lease = self.fresh(lease.key()).await?;
+                    lease = self.fresh(lease.key(), fwd.protocol).await?;
                     lease
                         .tx
-                        .send_request(req)
+                        .try_send(req)
                         .await
-                        .map_err(UpstreamError::from_send)?
+                        .map_err(|e| UpstreamError::from_send(e.into_error()))?
                 }
                 _ => return Err(UpstreamError::from_send(e.into_error())),
             },
@@ -133,10 +134,10 @@ impl Upstreams {
     }
 
     /// A new connection, ready to take a request.
-    async fn fresh(&self, key: Key) -> Result<Lease, UpstreamError> {
+    async fn fresh(&self, key: Key, protocol: UpstreamProtocol) -> Result<Lease, UpstreamError> {
         let mut lease = self
             .pool
-            .connect(key)
+            .connect(key, protocol)
             .await
             .map_err(UpstreamError::Connect)?;
         lease
@@ -184,18 +185,37 @@ impl Upstreams {
     }
 }
 
-/// The request as the chosen target receives it: origin-form target, `Host`,
-/// HTTP/1.1 (whatever the client spoke, h2 included).
-fn prepare(req: &mut Request<RequestBody>, target: &UpstreamTarget, path_and_query: &str) {
+/// The request as the chosen target receives it, whatever the client spoke:
+/// `Host` set, and HTTP/1.1 with an origin-form target, or HTTP/2 with the
+/// target's scheme and authority as `:scheme` and `:authority`.
+fn prepare(
+    req: &mut Request<RequestBody>,
+    target: &UpstreamTarget,
+    path_and_query: &str,
+    protocol: UpstreamProtocol,
+) {
     let pq = match target.base_path.is_empty() {
         true => PathAndQuery::from_str(path_and_query),
         false => PathAndQuery::from_str(&format!("{}{}", target.base_path, path_and_query)),
     };
     // The path was normalised and the query came in a valid URI, so this parses.
-    if let Ok(uri) = pq.map(Uri::from) {
-        *req.uri_mut() = uri;
+    if let Ok(pq) = pq {
+        let uri = match protocol {
+            UpstreamProtocol::Http1 => Ok(Uri::from(pq)),
+            UpstreamProtocol::H2 => Uri::builder()
+                .scheme(target.scheme.clone())
+                .authority(target.authority.clone())
+                .path_and_query(pq)
+                .build(),
+        };
+        if let Ok(uri) = uri {
+            *req.uri_mut() = uri;
+        }
     }
     req.headers_mut()
         .insert(&crate::headers::HOST, target.host.clone());
-    *req.version_mut() = http::Version::HTTP_11;
+    *req.version_mut() = match protocol {
+        UpstreamProtocol::Http1 => http::Version::HTTP_11,
+        UpstreamProtocol::H2 => http::Version::HTTP_2,
+    };
 }

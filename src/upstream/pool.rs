@@ -1,8 +1,10 @@
-//! Upstream connections, kept alive and reused: one list of idle HTTP/1.1
-//! connections per target (scheme + authority). A connection goes back to
-//! its list only after its response body ended cleanly; one idle longer
-//! than `idle_timeout` is closed. Each connection is driven by hyper in a
-//! task of its own; requests use it through its `SendRequest` handle.
+//! Upstream connections, kept alive and reused, per target (scheme +
+//! authority). HTTP/1.1: a list of idle connections; one goes back to its
+//! list only after its response body ended cleanly. HTTP/2 (`h2` routes):
+//! one shared connection per target that every request multiplexes on.
+//! Either kind idle for longer than `idle_timeout` is closed. Each
+//! connection is driven by hyper in a task of its own; requests use it
+//! through its `SendRequest` handle.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +12,17 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme, Uri};
-use hyper::client::conn::http1::{self, SendRequest};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::body::{BoxError, RequestBody};
-use crate::config::UpstreamTarget;
+use crate::config::{UpstreamProtocol, UpstreamTarget};
 
 pub type Key = (Scheme, Authority);
 
@@ -26,39 +31,83 @@ pub struct Pool {
 }
 
 struct Inner {
-    connector: HttpsConnector<HttpConnector>,
+    /// ALPN `http/1.1` on TLS.
+    http1: HttpsConnector<HttpConnector>,
+    /// ALPN `h2` on TLS, prior knowledge (h2c) on plain TCP.
+    http2: HttpsConnector<HttpConnector>,
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
+    shared: Mutex<HashMap<Key, Idle>>,
     /// Milliseconds; a reload may change it.
     idle_timeout_ms: AtomicU64,
 }
 
 struct Idle {
-    tx: SendRequest<RequestBody>,
+    tx: Sender,
     since: Instant,
 }
 
-/// A connection lent to one request; `release` gives it back for reuse.
+/// A handle for sending requests on one connection.
+pub enum Sender {
+    Http1(http1::SendRequest<RequestBody>),
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+impl Sender {
+    pub async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::Http1(tx) => tx.ready().await,
+            Sender::Http2(tx) => tx.ready().await,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(tx) => tx.is_closed(),
+            Sender::Http2(tx) => tx.is_closed(),
+        }
+    }
+
+    /// Sends `req`; when it was not written, the error gives it back.
+    pub async fn try_send(
+        &mut self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<RequestBody>>> {
+        match self {
+            Sender::Http1(tx) => tx.try_send_request(req).await,
+            Sender::Http2(tx) => tx.try_send_request(req).await,
+        }
+    }
+}
+
+/// A connection lent to one request; `release` gives an HTTP/1.1 one back
+/// for reuse (an HTTP/2 one stays shared throughout).
 pub struct Lease {
     inner: Arc<Inner>,
     key: Key,
-    pub(super) tx: SendRequest<RequestBody>,
-    /// Came from the idle list (so it may have been closed meanwhile).
+    pub(super) tx: Sender,
+    /// Came from the pool (so it may have been closed meanwhile).
     pub(super) reused: bool,
 }
 
 impl Pool {
     pub fn new(idle_timeout: Duration) -> std::io::Result<Pool> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = |h2: bool| {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            let roots = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+                .https_or_http();
+            Ok::<_, std::io::Error>(match h2 {
+                true => roots.enable_http2().wrap_connector(http),
+                false => roots.enable_http1().wrap_connector(http),
+            })
+        };
         let inner = Arc::new(Inner {
-            connector,
+            http1: connector(false)?,
+            http2: connector(true)?,
             idle: Mutex::new(HashMap::new()),
+            shared: Mutex::new(HashMap::new()),
             idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
         });
         tokio::spawn(sweep(Arc::downgrade(&inner)));
@@ -71,34 +120,62 @@ impl Pool {
             .store(limit.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// An idle connection to the target if there is one, else a new one.
-    pub async fn checkout(&self, target: &UpstreamTarget) -> Result<Lease, BoxError> {
+    /// A pooled connection to the target if there is one, else a new one.
+    pub async fn checkout(
+        &self,
+        target: &UpstreamTarget,
+        protocol: UpstreamProtocol,
+    ) -> Result<Lease, BoxError> {
         let key = (target.scheme.clone(), target.authority.clone());
-        if let Some(tx) = self.take_idle(&key) {
-            return Ok(Lease {
+        let pooled = match protocol {
+            UpstreamProtocol::Http1 => self.take_idle(&key),
+            UpstreamProtocol::H2 => self.shared(&key),
+        };
+        match pooled {
+            Some(tx) => Ok(Lease {
                 inner: self.inner.clone(),
                 key,
                 tx,
                 reused: true,
-            });
+            }),
+            None => self.connect(key, protocol).await,
         }
-        self.connect(key).await
     }
 
-    /// A new connection, never a pooled one.
-    pub async fn connect(&self, key: Key) -> Result<Lease, BoxError> {
+    /// A new connection, never a pooled one (an HTTP/2 one becomes the shared one).
+    pub async fn connect(&self, key: Key, protocol: UpstreamProtocol) -> Result<Lease, BoxError> {
         let uri = Uri::builder()
             .scheme(key.0.clone())
             .authority(key.1.clone())
             .path_and_query("/")
             .build()?;
-        let io = self.inner.connector.clone().call(uri).await?;
-        let (tx, conn) = http1::Builder::new().handshake(io).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+        let tx = match protocol {
+            UpstreamProtocol::Http1 => {
+                let io = self.inner.http1.clone().call(uri).await?;
+                let (tx, conn) = http1::Builder::new().handshake(io).await?;
+                // Upgrades (WebSocket) take the connection over after a 101.
+                drive(conn.with_upgrades());
+                Sender::Http1(tx)
             }
-        });
+            UpstreamProtocol::H2 => {
+                let io = self.inner.http2.clone().call(uri).await?;
+                let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .handshake(io)
+                    .await?;
+                drive(conn);
+                if let Ok(mut shared) = self.inner.shared.lock() {
+                    shared.insert(
+                        key.clone(),
+                        Idle {
+                            tx: Sender::Http2(tx.clone()),
+                            since: Instant::now(),
+                        },
+                    );
+                }
+                Sender::Http2(tx)
+            }
+        };
         Ok(Lease {
             inner: self.inner.clone(),
             key,
@@ -107,16 +184,39 @@ impl Pool {
         })
     }
 
-    fn take_idle(&self, key: &Key) -> Option<SendRequest<RequestBody>> {
+    fn take_idle(&self, key: &Key) -> Option<Sender> {
+        let limit = self.inner.idle_timeout();
         let mut idle = self.inner.idle.lock().ok()?;
         let list = idle.get_mut(key)?;
         while let Some(conn) = list.pop() {
-            if !conn.tx.is_closed() && conn.since.elapsed() < self.inner.idle_timeout() {
+            if !conn.tx.is_closed() && conn.since.elapsed() < limit {
                 return Some(conn.tx);
             }
         }
         None
     }
+
+    /// The target's shared HTTP/2 connection, if it is still open.
+    fn shared(&self, key: &Key) -> Option<Sender> {
+        let mut shared = self.inner.shared.lock().ok()?;
+        let conn = shared.get_mut(key).filter(|c| !c.tx.is_closed())?;
+        conn.since = Instant::now();
+        match &conn.tx {
+            Sender::Http2(tx) => Some(Sender::Http2(tx.clone())),
+            Sender::Http1(_) => None,
+        }
+    }
+}
+
+fn drive<F>(conn: F)
+where
+    F: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
 }
 
 impl Lease {
@@ -126,7 +226,7 @@ impl Lease {
 
     /// Back to the idle list (most recently used last, taken first).
     pub fn release(self) {
-        if self.tx.is_closed() {
+        if self.tx.is_closed() || matches!(self.tx, Sender::Http2(_)) {
             return;
         }
         if let Ok(mut idle) = self.inner.idle.lock() {
@@ -158,10 +258,16 @@ impl Inner {
 
     fn expire_idle(&self) {
         let limit = self.idle_timeout();
+        let fresh = |c: &Idle| !c.tx.is_closed() && c.since.elapsed() < limit;
         if let Ok(mut idle) = self.idle.lock() {
             for list in idle.values_mut() {
-                list.retain(|c| !c.tx.is_closed() && c.since.elapsed() < limit);
+                list.retain(fresh);
             }
+        }
+        // Dropping the pool's handle lets the connection close once the
+        // requests still using it finish.
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.retain(|_, c| fresh(c));
         }
     }
 }
