@@ -36,7 +36,9 @@ struct Inner {
     /// ALPN `h2` on TLS, prior knowledge (h2c) on plain TCP.
     http2: HttpsConnector<HttpConnector>,
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
-    shared: Mutex<HashMap<Key, Idle>>,
+    /// Per target, the shared HTTP/2 connection; its async lock makes
+    /// requests arriving together wait for one handshake, not start many.
+    shared: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Option<Idle>>>>>,
     /// Milliseconds; a reload may change it.
     idle_timeout_ms: AtomicU64,
 }
@@ -127,61 +129,63 @@ impl Pool {
         protocol: UpstreamProtocol,
     ) -> Result<Lease, BoxError> {
         let key = (target.scheme.clone(), target.authority.clone());
-        let pooled = match protocol {
-            UpstreamProtocol::Http1 => self.take_idle(&key),
-            UpstreamProtocol::H2 => self.shared(&key),
-        };
-        match pooled {
-            Some(tx) => Ok(Lease {
-                inner: self.inner.clone(),
-                key,
-                tx,
-                reused: true,
-            }),
-            None => self.connect(key, protocol).await,
+        match protocol {
+            UpstreamProtocol::H2 => self.shared(key, false).await,
+            UpstreamProtocol::Http1 => match self.take_idle(&key) {
+                Some(tx) => Ok(self.lease(key, tx, true)),
+                None => self.connect(key, protocol).await,
+            },
         }
     }
 
     /// A new connection, never a pooled one (an HTTP/2 one becomes the shared one).
     pub async fn connect(&self, key: Key, protocol: UpstreamProtocol) -> Result<Lease, BoxError> {
-        let uri = Uri::builder()
-            .scheme(key.0.clone())
-            .authority(key.1.clone())
-            .path_and_query("/")
-            .build()?;
-        let tx = match protocol {
+        match protocol {
+            UpstreamProtocol::H2 => self.shared(key, true).await,
             UpstreamProtocol::Http1 => {
-                let io = self.inner.http1.clone().call(uri).await?;
+                let io = self.inner.http1.clone().call(uri(&key)?).await?;
                 let (tx, conn) = http1::Builder::new().handshake(io).await?;
                 // Upgrades (WebSocket) take the connection over after a 101.
                 drive(conn.with_upgrades());
-                Sender::Http1(tx)
+                Ok(self.lease(key, Sender::Http1(tx), false))
             }
-            UpstreamProtocol::H2 => {
-                let io = self.inner.http2.clone().call(uri).await?;
-                let (tx, conn) = http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .handshake(io)
-                    .await?;
-                drive(conn);
-                if let Ok(mut shared) = self.inner.shared.lock() {
-                    shared.insert(
-                        key.clone(),
-                        Idle {
-                            tx: Sender::Http2(tx.clone()),
-                            since: Instant::now(),
-                        },
-                    );
-                }
-                Sender::Http2(tx)
-            }
+        }
+    }
+
+    /// The target's shared HTTP/2 connection, made first if there is none
+    /// open (or if `replace`: the current one failed).
+    async fn shared(&self, key: Key, replace: bool) -> Result<Lease, BoxError> {
+        let slot = match self.inner.shared.lock() {
+            Ok(mut shared) => shared.entry(key.clone()).or_default().clone(),
+            Err(_) => return Err("the HTTP/2 pool lock is poisoned".into()),
         };
-        Ok(Lease {
+        let mut current = slot.lock().await;
+        if let Some(conn) = current.as_mut().filter(|c| !replace && !c.tx.is_closed()) {
+            conn.since = Instant::now();
+            if let Sender::Http2(tx) = &conn.tx {
+                return Ok(self.lease(key, Sender::Http2(tx.clone()), true));
+            }
+        }
+        let io = self.inner.http2.clone().call(uri(&key)?).await?;
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await?;
+        drive(conn);
+        *current = Some(Idle {
+            tx: Sender::Http2(tx.clone()),
+            since: Instant::now(),
+        });
+        Ok(self.lease(key, Sender::Http2(tx), false))
+    }
+
+    fn lease(&self, key: Key, tx: Sender, reused: bool) -> Lease {
+        Lease {
             inner: self.inner.clone(),
             key,
             tx,
-            reused: false,
-        })
+            reused,
+        }
     }
 
     fn take_idle(&self, key: &Key) -> Option<Sender> {
@@ -195,17 +199,14 @@ impl Pool {
         }
         None
     }
+}
 
-    /// The target's shared HTTP/2 connection, if it is still open.
-    fn shared(&self, key: &Key) -> Option<Sender> {
-        let mut shared = self.inner.shared.lock().ok()?;
-        let conn = shared.get_mut(key).filter(|c| !c.tx.is_closed())?;
-        conn.since = Instant::now();
-        match &conn.tx {
-            Sender::Http2(tx) => Some(Sender::Http2(tx.clone())),
-            Sender::Http1(_) => None,
-        }
-    }
+fn uri(key: &Key) -> Result<Uri, http::Error> {
+    Uri::builder()
+        .scheme(key.0.clone())
+        .authority(key.1.clone())
+        .path_and_query("/")
+        .build()
 }
 
 fn drive<F>(conn: F)
@@ -265,9 +266,17 @@ impl Inner {
             }
         }
         // Dropping the pool's handle lets the connection close once the
-        // requests still using it finish.
+        // requests still using it finish. A slot busy connecting is left be.
         if let Ok(mut shared) = self.shared.lock() {
-            shared.retain(|_, c| fresh(c));
+            shared.retain(|_, slot| match slot.try_lock() {
+                Ok(mut current) => {
+                    if current.as_ref().is_some_and(|c| !fresh(c)) {
+                        *current = None;
+                    }
+                    current.is_some()
+                }
+                Err(_) => true,
+            });
         }
     }
 }

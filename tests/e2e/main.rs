@@ -14,4 +14,5 @@ mod keys;
 mod limits;
 mod routing;
 mod streaming;
+mod transport;
 mod upstream_faults;

@@ -24,6 +24,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub version: http::Version,
 }
 
 impl Reply {
@@ -115,6 +116,7 @@ impl RequestBuilder {
             status: parts.status,
             headers: parts.headers,
             body,
+            version: parts.version,
         })
     }
 }

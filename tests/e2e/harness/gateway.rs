@@ -10,8 +10,12 @@ use super::client::Client;
 
 pub struct Gateway {
     pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    /// The config file; writing it triggers a reload.
+    pub file: PathBuf,
     /// Holds the config file (and any store) until the gateway is dropped.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -19,13 +23,18 @@ impl Gateway {
     /// Starts the gateway with `yaml` (its `listen` is replaced by 127.0.0.1:0).
     /// Bound before this returns, so it is ready.
     pub async fn start(yaml: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
+        Gateway::start_in(tempfile::tempdir().unwrap(), yaml).await
+    }
+
+    /// Like `start`, in a folder the test prepared (certificates, say).
+    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> Gateway {
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
         let config =
             gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let listeners = gateway::Listeners::bind(&config).unwrap();
         let addr = listeners.plain_addr().unwrap();
+        let (tls_addr, admin_addr) = (listeners.tls_addr(), listeners.admin_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             gateway::run(config, listeners, async {
@@ -36,7 +45,10 @@ impl Gateway {
         });
         Gateway {
             addr,
-            _dir: dir,
+            tls_addr,
+            admin_addr,
+            file,
+            dir,
             stop: Some(stop),
         }
     }
@@ -44,6 +56,27 @@ impl Gateway {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
     }
+
+    /// The admin listener's client (the config must have `admin:`).
+    pub fn admin(&self) -> Client {
+        Client::new(self.admin_addr.expect("no admin listener"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the config file in one step (write beside, rename), as
+    /// deploy tools do; the running gateway notices and reloads.
+    pub fn write_config(&self, yaml: &str) {
+        write_atomically(&self.file, &with_ephemeral_listen(yaml));
+    }
+}
+
+pub fn write_atomically(file: &Path, text: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
 }
 
 impl Drop for Gateway {
@@ -63,7 +96,10 @@ pub fn with_ephemeral_listen(yaml: &str) -> String {
 /// The built `gateway` binary, killed by PID on drop.
 pub struct Binary {
     pub child: Child,
+    /// The first listener the ready line names: plain if any, else TLS.
     pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     /// The folder holding the config (and any store); taken by `kill_hard`.
     dir: Option<tempfile::TempDir>,
     config: PathBuf,
@@ -97,14 +133,10 @@ impl Binary {
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let addr = loop {
+        let ready = loop {
             let text = stderr.lock().unwrap().clone();
-            if let Some(addr) = text
-                .lines()
-                .find(|l| l.contains("gateway ready"))
-                .and_then(ready_addr)
-            {
-                break addr;
+            if let Some(line) = text.lines().find(|l| l.contains("gateway ready")) {
+                break line.to_string();
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("gateway exited with {status} before ready:\n{text}");
@@ -115,9 +147,16 @@ impl Binary {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        let tls_addr = listed(&ready, "https://");
+        let admin_addr = listed(&ready, "admin=http://");
+        let plain = [" http://", "\"http://", "listeners=http://"]
+            .iter()
+            .find_map(|p| listed(&ready, p));
         Binary {
             child,
-            addr,
+            addr: plain.or(tls_addr).expect("a listener in the ready line"),
+            tls_addr,
+            admin_addr,
             dir: Some(dir),
             config: file.to_path_buf(),
             stdout,
@@ -190,22 +229,47 @@ impl Binary {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits for the exit status (at most 20 s).
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
+    /// Sends a signal (`TERM`, `HUP`, ...) by PID.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
             .arg(self.pid().to_string())
-            .status();
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the exit status (at most 20 s).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gateway ignored SIGTERM"
-            );
+            assert!(std::time::Instant::now() < deadline, "gateway did not exit");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most 20 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Waits until stderr has a line containing `what`, returning that line.
+    pub async fn wait_log(&self, what: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = self.stderr().lines().find(|l| l.contains(what)) {
+                return l.to_string();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {what:?} in:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -217,8 +281,9 @@ impl Drop for Binary {
     }
 }
 
-fn ready_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find("http://")? + "http://".len();
+/// The address after `prefix` in the ready line's listener list.
+fn listed(line: &str, prefix: &str) -> Option<SocketAddr> {
+    let start = line.find(prefix)? + prefix.len();
     let rest = &line[start..];
     let end = rest.find(['"', ' ', ',']).unwrap_or(rest.len());
     rest[..end].parse().ok()

@@ -4,7 +4,9 @@
 
 pub mod auth;
 mod client;
+pub mod conn;
 pub mod gateway;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{raw, raw_keepalive, Client, Reply, RequestBuilder};

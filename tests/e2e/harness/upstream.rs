@@ -31,6 +31,7 @@ pub struct Recorded {
     pub body: Bytes,
     /// Did the body arrive complete (false: the stream was aborted)?
     pub complete: bool,
+    pub version: http::Version,
 }
 
 pub struct Upstream {
@@ -141,6 +142,7 @@ impl Drop for Upstream {
 /// Reads the whole request and appends it to the log.
 pub async fn record(req: Request<Incoming>, log: &Mutex<Vec<Recorded>>) -> Recorded {
     let (parts, body) = req.into_parts();
+    let version = parts.version;
     let (body, complete) = match body.collect().await {
         Ok(b) => (b.to_bytes(), true),
         Err(_) => (Bytes::new(), false),
@@ -155,6 +157,7 @@ pub async fn record(req: Request<Incoming>, log: &Mutex<Vec<Recorded>>) -> Recor
         headers: parts.headers,
         body,
         complete,
+        version,
     };
     log.lock().unwrap().push(rec.clone());
     rec
