@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use crate::body::ResponseBody;
 use crate::error::GatewayError;
-use crate::headers;
 use crate::state::Gateway;
+use crate::{headers, request_id};
 
 /// Admin clients are scrapers and probes: a connection gets this long, in all.
 const CONNECTION_LIMIT: Duration = Duration::from_secs(60);
@@ -53,6 +53,13 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch:
 }
 
 fn answer(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let mut res = route(gw, req);
+    let id = request_id::keep_or_generate(req.headers());
+    res.headers_mut().insert(&headers::X_REQUEST_ID, id);
+    res
+}
+
+fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
     let known = ["/healthz", "/readyz", "/metrics"].contains(&req.uri().path());
     if !known {
         return GatewayError::NotFound.into_response();

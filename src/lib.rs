@@ -147,14 +147,32 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    start(config, listeners).await?.serve_until(shutdown).await;
+    Ok(())
+}
+
+/// A gateway that is ready: listeners serving, reload watching.
+pub struct Running {
+    gw: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    life: Lifecycle,
+    alive: mpsc::Receiver<()>,
+}
+
+/// Opens the store, builds the first state, starts watching for reloads,
+/// then serves on every listener and logs the ready line.
+pub async fn start(config: Config, listeners: Listeners) -> Result<Running, StartError> {
     let files = reload::watched_files(&config);
-    let gw = Arc::new(start(config).await?);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let gw = Arc::new(open(config).await?);
+    let (stop, stop_rx) = watch::channel(false);
+    let (alive_tx, alive) = mpsc::channel::<()>(1);
     let life = Lifecycle {
         shutdown: stop_rx,
         alive: alive_tx,
     };
+    // Watching starts before serving: a change made once the gateway
+    // answers is never missed.
+    tokio::spawn(reload::watch(gw.clone(), &files, life.shutdown.clone()));
     let mut addrs = Vec::new();
     let serve = |l: std::net::TcpListener, transport: Transport, scheme: &str| {
         let (l, addr) = into_tokio(l)?;
@@ -173,23 +191,40 @@ pub async fn run(
         addrs.push(format!("admin=http://{addr}"));
         tokio::spawn(admin::serve(l, gw.clone(), life.shutdown.clone()));
     }
-    tokio::spawn(reload::watch(gw.clone(), files, life.shutdown.clone()));
     spawn_purge(Arc::downgrade(&gw));
     gw.ready.store(true, Ordering::Relaxed);
     let routes = gw.state.load().routes.len();
     tracing::info!(listeners = %addrs.join(" "), routes, "gateway ready");
-    shutdown.await;
-    gw.ready.store(false, Ordering::Relaxed);
-    tracing::info!("shutting down: draining connections");
-    let _ = stop_tx.send(true);
-    drop(life);
-    let drain = gw.state.load().limits.shutdown_timeout + Duration::from_secs(1);
-    let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
-    Ok(())
+    Ok(Running {
+        gw,
+        stop,
+        life,
+        alive,
+    })
+}
+
+impl Running {
+    /// Serves until `shutdown` completes, then closes the listeners and
+    /// drains connections (at most `limits.shutdown_timeout`).
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+        let Running {
+            gw,
+            stop,
+            life,
+            mut alive,
+        } = self;
+        shutdown.await;
+        gw.ready.store(false, Ordering::Relaxed);
+        tracing::info!("shutting down: draining connections");
+        let _ = stop.send(true);
+        drop(life);
+        let drain = gw.state.load().limits.shutdown_timeout + Duration::from_secs(1);
+        let _ = tokio::time::timeout(drain, alive.recv()).await;
+    }
 }
 
 /// Opens the store, loads the certificate and builds the first state.
-async fn start(config: Config) -> Result<Gateway, StartError> {
+async fn open(config: Config) -> Result<Gateway, StartError> {
     let users = match config.auth.as_ref().map(|a| a.store.clone()) {
         Some(path) => Some(Arc::new(blocking(move || UserStore::open(&path)).await?)),
         None => None,

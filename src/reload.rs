@@ -33,16 +33,31 @@ pub fn watched_files(config: &Config) -> Vec<PathBuf> {
     files
 }
 
-/// Reloads on SIGHUP and on changes to `files` until shutdown.
-pub async fn watch(gw: Arc<Gateway>, files: Vec<PathBuf>, mut shutdown: watch::Receiver<bool>) {
-    let mut hup = signal(SignalKind::hangup())
+/// Starts watching `files` and SIGHUP at once, so no change made after
+/// start-up is missed, and returns the task that reloads on them until shutdown.
+pub fn watch(
+    gw: Arc<Gateway>,
+    files: &[PathBuf],
+    shutdown: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> {
+    let hup = signal(SignalKind::hangup())
         .inspect_err(
             |e| tracing::warn!(error = %e, "cannot handle SIGHUP; reload on file change only"),
         )
         .ok();
-    let (tx, mut changed) = mpsc::unbounded_channel();
+    let (tx, changed) = mpsc::unbounded_channel();
     let mut disk = Disk::new(tx);
-    disk.follow(&files);
+    disk.follow(files);
+    reload_on_events(gw, disk, hup, changed, shutdown)
+}
+
+async fn reload_on_events(
+    gw: Arc<Gateway>,
+    mut disk: Disk,
+    mut hup: Option<tokio::signal::unix::Signal>,
+    mut changed: mpsc::UnboundedReceiver<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             Some(()) = hangup(&mut hup) => tracing::info!("SIGHUP: reloading the config"),

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin;
 mod authorizer;
 mod browser;
 mod cli;
@@ -12,6 +13,7 @@ mod identity;
 mod identity_ops;
 mod keys;
 mod limits;
+mod reload;
 mod routing;
 mod streaming;
 mod transport;

@@ -36,13 +36,10 @@ impl Gateway {
         let addr = listeners.plain_addr().unwrap();
         let (tls_addr, admin_addr) = (listeners.tls_addr(), listeners.admin_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            gateway::run(config, listeners, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+        let running = gateway::start(config, listeners).await.unwrap();
+        tokio::spawn(running.serve_until(async {
+            let _ = stopped.await;
+        }));
         Gateway {
             addr,
             tls_addr,
