@@ -255,3 +255,23 @@ fn display_is_path_line_column_message() {
         "{text}"
     );
 }
+
+#[test]
+fn upstream_protocol_is_http1_by_default_h2_on_request() {
+    let c = parse_str(
+        "listen: 127.0.0.1:1\nroutes:\n  - { name: a, path: /a, upstream: http://x:1, auth: none }\n  - { name: b, path: /b, upstream: https://x:1, auth: none, upstream_protocol: h2 }\n",
+    )
+    .unwrap();
+    assert_eq!(c.routes[0].upstream_protocol, UpstreamProtocol::Http1);
+    assert_eq!(c.routes[1].upstream_protocol, UpstreamProtocol::H2);
+    assert_error(
+        "listen: 127.0.0.1:1\nroutes:\n  - { name: a, path: /a, upstream: http://x:1, auth: none, upstream_protocol: h3 }\n",
+        "3:",
+        "h3",
+    );
+    assert_error(
+        "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /a\n    echo: true\n    auth: none\n    upstream_protocol: h2\n",
+        "7:24:",
+        "applies to routes with an `upstream` only",
+    );
+}

@@ -15,6 +15,8 @@ mod keys;
 mod limits;
 mod reload;
 mod routing;
+mod shutdown;
 mod streaming;
 mod transport;
 mod upstream_faults;
+mod websocket;

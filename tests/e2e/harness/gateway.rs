@@ -15,7 +15,7 @@ pub struct Gateway {
     /// The config file; writing it triggers a reload.
     pub file: PathBuf,
     /// Holds the config file (and any store) until the gateway is dropped.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -45,7 +45,7 @@ impl Gateway {
             tls_addr,
             admin_addr,
             file,
-            dir,
+            _dir: dir,
             stop: Some(stop),
         }
     }
@@ -57,10 +57,6 @@ impl Gateway {
     /// The admin listener's client (the config must have `admin:`).
     pub fn admin(&self) -> Client {
         Client::new(self.admin_addr.expect("no admin listener"))
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Replaces the config file in one step (write beside, rename), as

@@ -1,0 +1,117 @@
+//! SIGTERM: listeners close at once, idle keep-alive connections close,
+//! requests in flight finish (with `Connection: close`) within
+//! `shutdown_timeout`, then the process exits 0.
+
+use std::time::{Duration, Instant};
+
+use http::Response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{eventually, full, Binary, Upstream};
+
+async fn slow_upstream(delay: Duration) -> Upstream {
+    Upstream::with(move |req, log| {
+        Box::pin(async move {
+            crate::harness::upstream::record(req, &log).await;
+            tokio::time::sleep(delay).await;
+            Response::new(full("finally"))
+        })
+    })
+    .await
+}
+
+fn yaml(up: &Upstream, shutdown_timeout: &str) -> String {
+    format!(
+        "limits: {{ shutdown_timeout: {shutdown_timeout} }}\nroutes:\n  - {{ name: slow, path: /slow, upstream: {}, auth: none }}\n  - {{ name: quick, path: /quick, echo: true, auth: none }}\n",
+        up.url()
+    )
+}
+
+/// Reads until the peer closes or `wait` passes: (bytes, closed).
+async fn read_all(s: &mut TcpStream, wait: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_with_connection_close_then_exits_0() {
+    let up = slow_upstream(Duration::from_millis(1500)).await;
+    let mut gw = Binary::serve(&yaml(&up, "30s")).await;
+    // A keep-alive connection, idle after one answered request.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    idle.write_all(b"GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(idle.read(&mut buf).await.unwrap() > 0);
+    // A request in flight at the slow upstream.
+    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    eventually(
+        "the upstream to get the request",
+        Duration::from_secs(5),
+        || up.requests().len() == 1,
+    )
+    .await;
+    let sent = Instant::now();
+    gw.signal("TERM");
+    // The idle connection is closed at once, the listener too.
+    let (_, closed) = read_all(&mut idle, Duration::from_secs(1)).await;
+    assert!(closed, "idle keep-alive connection left open");
+    let addr = gw.addr;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The request in flight gets its whole answer, marked as the last.
+    let (answer, closed) = read_all(&mut busy, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("finally"), "{answer}");
+    assert!(closed);
+    assert!(sent.elapsed() >= Duration::from_millis(1000));
+    let status = gw.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(gw.stderr().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn shutdown_timeout_bounds_the_drain() {
+    let up = slow_upstream(Duration::from_secs(30)).await;
+    let mut gw = Binary::serve(&yaml(&up, "1s")).await;
+    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    eventually(
+        "the upstream to get the request",
+        Duration::from_secs(5),
+        || up.requests().len() == 1,
+    )
+    .await;
+    let sent = Instant::now();
+    gw.signal("TERM");
+    let (_, closed) = read_all(&mut busy, Duration::from_secs(10)).await;
+    assert!(closed, "the request outlived shutdown_timeout");
+    assert_eq!(gw.wait_exit().code(), Some(0));
+    let took = sent.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "drain took {took:?}"
+    );
+}
