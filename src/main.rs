@@ -113,14 +113,13 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let format = match log_format {
-        Some(Format::Json) => LogFormat::Json,
-        Some(Format::Pretty) => LogFormat::Pretty,
-        None => config.log.format,
-    };
+    let forced = log_format.map(|f| match f {
+        Format::Json => LogFormat::Json,
+        Format::Pretty => LogFormat::Pretty,
+    });
+    gateway::logging::init(config.log.format, forced);
     let mut config = config;
-    config.log.format = format;
-    gateway::logging::init(format);
+    config.log.format = gateway::logging::effective(config.log.format);
     let listeners = match Listeners::bind(&config) {
         Ok(l) => l,
         Err(e) => {

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{self, Config};
 use crate::state::{Boot, Gateway, GatewayState};
-use crate::tls;
+use crate::{logging, tls};
 
 /// Quiet time after the last change on disk before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -93,8 +93,9 @@ pub async fn reload(gw: &Arc<Gateway>) -> Option<Vec<PathBuf>> {
             if let (Some(slot), Some(cert)) = (&gw.cert, next.cert) {
                 slot.replace(cert);
             }
-            gw.upstreams
-                .set_idle_timeout(gw.state.load().limits.idle_timeout);
+            let current = gw.state.load();
+            gw.upstreams.set_idle_timeout(current.limits.idle_timeout);
+            logging::set_format(current.log.format);
             gw.metrics.reload(true);
             tracing::info!(routes, "config reloaded");
             return Some(next.files);
@@ -130,7 +131,7 @@ fn prepare(gw: &Gateway) -> Result<Prepared, Vec<String>> {
             gw.boot.file.display()
         );
     }
-    config.log.format = gw.boot.log_format;
+    config.log.format = logging::effective(config.log.format);
     let cert = match (&gw.cert, &config.tls) {
         (Some(_), Some(t)) => Some(
             tls::load_certified_key(&t.cert, &t.key)

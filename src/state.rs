@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, CorsPolicy, Limits, Log, LogFormat};
+use crate::config::{Config, CorsPolicy, Limits, Log};
 use crate::identity::{Identity, IdentityError, UserStore};
 use crate::metrics::Metrics;
 use crate::route::RouteTable;
@@ -75,8 +75,6 @@ pub struct Boot {
     pub tls_listen: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub store: Option<PathBuf>,
-    /// The diagnostic log's format is set once per process.
-    pub log_format: LogFormat,
 }
 
 impl Boot {
@@ -87,7 +85,6 @@ impl Boot {
             tls_listen: config.tls.as_ref().map(|t| t.listen),
             admin: config.admin,
             store: config.auth.as_ref().map(|a| a.store.clone()),
-            log_format: config.log.format,
         }
     }
 
@@ -105,9 +102,6 @@ impl Boot {
         }
         if self.store.is_some() && next.store.is_some() && self.store != next.store {
             changed.push("auth.store");
-        }
-        if self.log_format != next.log_format {
-            changed.push("log.format");
         }
         changed
     }
