@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
 """Report for bench/authz.sh: summary.md + results.json in OUTDIR, printed."""
 
-import glob
 import os
-import re
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import cpu_during, finish_summary, load_run, read_meta  # noqa: E402
+from bench import finish_summary, medians, read_meta  # noqa: E402
 
 NAMES = ["upstream", "gateway-none", "gateway-cached", "gateway-miss", "haproxy"]
 
@@ -16,21 +13,7 @@ NAMES = ["upstream", "gateway-none", "gateway-cached", "gateway-miss", "haproxy"
 def main(outdir):
     meta = read_meta(os.path.join(outdir, "meta.env"))
     cpu = meta.get("proxy_cpu", "0")
-    runs, problems = {}, []
-    for name in NAMES:
-        for path in sorted(glob.glob(os.path.join(outdir, f"{name}.r*.txt"))):
-            r = load_run(path)
-            rnd = re.search(r"\.r(\d+)\.txt$", path).group(1)
-            if not r["valid"]:
-                problems.append(f"{name} round {rnd}: " + "; ".join(r["problems"]))
-                continue
-            busy = cpu_during(path[:-4] + ".cpu").get(cpu)
-            r["cpu_us"] = (busy / 100 * r["seconds"] * 1e6 / r["requests"]) if busy and name != "upstream" else None
-            runs.setdefault(name, []).append(r)
-    med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
-    res = {n: {"rps": med([r["rps"] for r in rs]),
-               "p99_ms": med([r["p99_ms"] for r in rs]),
-               "cpu_us": med([r["cpu_us"] for r in rs if r["cpu_us"]])} for n, rs in runs.items()}
+    res, problems = medians(outdir, NAMES, cpu)
     g = lambda n, k: (res.get(n) or {}).get(k)  # noqa: E731
     ratio = lambda a, b: a / b if a and b else None  # noqa: E731
     vs_haproxy = ratio(g("gateway-cached", "rps"), g("haproxy", "rps"))

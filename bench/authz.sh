@@ -99,15 +99,6 @@ CFG
     tail -n 20 "$TMP/haproxy.log" >&2; die "haproxy did not start"
 }
 
-measure() { # name round url [wrk args...]
-    local name="$1" round="$2" url="$3"; shift 3
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
-    grep '^cpu[0-9]' /proc/stat >"$OUT/$name.r$round.cpu"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$OUT/$name.r$round.txt" 2>&1 || true
-    { echo --; grep '^cpu[0-9]' /proc/stat; } >>"$OUT/$name.r$round.cpu"
-    log "round $round  $(printf '%-16s' "$name") $(python3 "$HELPER" brief "$OUT/$name.r$round.txt")"
-}
-
 main_authz() {
     ensure_tools
     command -v haproxy >/dev/null || {
@@ -115,17 +106,7 @@ main_authz() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
     }
     command -v curl >/dev/null || die "curl is needed"
-    trap cleanup EXIT
-    trap 'exit 130' INT TERM
-    ulimit -n 65536 2>/dev/null || true
-    ensure_gateway_bin || die "no gateway binary"
-    OUT="${BENCH_RESULTS_DIR:-$BENCH_DIR/results/$(date +%F)-authz}"
-    mkdir -p "$OUT"
-    rm -f "$OUT"/*.txt "$OUT"/*.cpu "$OUT/meta.env"
-    TMP="$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")"
-    chmod 755 "$TMP"
-    local busy note=""
-    busy="$(python3 "$HELPER" cpu-busy 2 10)" || note="machine not idle before start ($busy)"
+    begin_run authz
 
     make_tokens "$TMP/one.txt" 1
     make_tokens "$TMP/many.txt" "$MISS_TOKENS"
@@ -166,7 +147,7 @@ rounds=$ROUNDS
 proxy_cpu=$PROXY_CPU
 load_cpu=$LOAD_CPU
 gateway_vmhwm_kib=$(status_field "$gw_pid" VmHWM | awk '{print $1}')
-notes=$note
+notes=$NOTE
 META
     cp "$TMP/gateway.yaml" "$TMP/haproxy/haproxy.cfg" "$OUT/" 2>/dev/null || true
     echo

@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import statistics
+import glob
 import sys
 import time
 
@@ -194,6 +195,28 @@ def brief(path):
     if not r["valid"]:
         return "INVALID: " + "; ".join(r["problems"])
     return f"{r['rps']:>10.0f} req/s  p50 {fmt_ms(r['p50_ms'])}  p99 {fmt_ms(r['p99_ms'])}"
+
+
+def medians(outdir, names, cpu):
+    """Per contender in NAMES: median req/s, p99 and proxy CPU per request
+    over its valid rounds in OUTDIR (runs named NAME.rN.txt/.cpu), plus the
+    problems of the invalid rounds."""
+    runs, problems = {}, []
+    for name in names:
+        for path in sorted(glob.glob(os.path.join(outdir, f"{name}.r*.txt"))):
+            r = load_run(path)
+            rnd = re.search(r"\.r(\d+)\.txt$", path).group(1)
+            if not r["valid"]:
+                problems.append(f"{name} round {rnd}: " + "; ".join(r["problems"]))
+                continue
+            busy = cpu_during(path[:-4] + ".cpu").get(cpu)
+            r["cpu_us"] = (busy / 100 * r["seconds"] * 1e6 / r["requests"]) if busy and name != "upstream" else None
+            runs.setdefault(name, []).append(r)
+    med = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
+    res = {n: {"rps": med([r["rps"] for r in rs]),
+               "p99_ms": med([r["p99_ms"] for r in rs]),
+               "cpu_us": med([r["cpu_us"] for r in rs if r["cpu_us"]])} for n, rs in runs.items()}
+    return res, problems
 
 
 def finish_summary(outdir, lines, meta, problems, results):

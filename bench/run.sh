@@ -212,6 +212,35 @@ EOF
     wait_ready gateway "$STARTED_PID" "$port"
 }
 
+# Set-up shared by the single-scenario benchmarks (authz.sh, tls.sh): traps,
+# the results folder OUT (bench/results/<date>-SUFFIX), the work folder TMP,
+# and NOTE saying whether the machine was busy before the start.
+begin_run() { # suffix
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    ulimit -n 65536 2>/dev/null || true
+    ensure_gateway_bin || die "no gateway binary"
+    OUT="${BENCH_RESULTS_DIR:-$BENCH_DIR/results/$(date +%F)-$1}"
+    mkdir -p "$OUT"
+    rm -f "$OUT"/*.txt "$OUT"/*.cpu "$OUT/meta.env"
+    TMP="$(mktemp -d "${TMPDIR:-/tmp}/gateway-bench.XXXXXX")"
+    chmod 755 "$TMP" # nginx workers run as an unprivileged user
+    local busy
+    NOTE=""
+    busy="$(python3 "$HELPER" cpu-busy 2 10)" || NOTE="machine not idle before start ($busy)"
+}
+
+# One contender, one round: warm-up, then a measured wrk run with the CPU
+# counters read around it; CONNS connections, extra wrk arguments after URL.
+measure() { # name round url [wrk args...]
+    local name="$1" round="$2" url="$3"; shift 3
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
+    grep '^cpu[0-9]' /proc/stat >"$OUT/$name.r$round.cpu"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$OUT/$name.r$round.txt" 2>&1 || true
+    { echo --; grep '^cpu[0-9]' /proc/stat; } >>"$OUT/$name.r$round.cpu"
+    log "round $round  $(printf '%-16s' "$name") $(python3 "$HELPER" brief "$OUT/$name.r$round.txt")"
+}
+
 ensure_gateway_bin() { # returns 1 when the gateway must be skipped
     case "$BUILD" in
         1) log "cargo build --release"; (cd "$ROOT" && cargo build --release) || die "build failed" ;;
