@@ -65,6 +65,18 @@ fn the_shipped_gateway_yaml_is_valid() {
 }
 
 #[test]
+fn the_container_config_is_valid_and_listens_on_all_interfaces() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.docker.yaml");
+    let c = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.listen, Some("0.0.0.0:3000".parse().unwrap()));
+    assert_eq!(c.admin, Some("0.0.0.0:9901".parse().unwrap()));
+    assert_eq!(
+        c.auth.map(|a| a.store),
+        Some(std::path::PathBuf::from("/data/users.redb"))
+    );
+}
+
+#[test]
 fn unknown_keys_are_errors_with_position() {
     assert_error(
         &format!("listen: 127.0.0.1:3000\nlisten_addr: x\n{ROUTE}"),
