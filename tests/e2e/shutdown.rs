@@ -8,7 +8,7 @@ use http::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{eventually, full, Binary, Upstream};
+use crate::harness::{eventually, full, read_until_close, Binary, Upstream};
 
 async fn slow_upstream(delay: Duration) -> Upstream {
     Upstream::with(move |req, log| {
@@ -28,18 +28,19 @@ fn yaml(up: &Upstream, shutdown_timeout: &str) -> String {
     )
 }
 
-/// Reads until the peer closes or `wait` passes: (bytes, closed).
-async fn read_all(s: &mut TcpStream, wait: Duration) -> (String, bool) {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
+/// A connection whose request is waiting at the slow upstream.
+async fn in_flight(gw: &Binary, up: &Upstream) -> TcpStream {
+    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    eventually(
+        "the upstream to get the request",
+        Duration::from_secs(5),
+        || up.requests().len() == 1,
+    )
+    .await;
+    busy
 }
 
 #[tokio::test]
@@ -53,21 +54,11 @@ async fn sigterm_lets_requests_in_flight_finish_with_connection_close_then_exits
         .unwrap();
     let mut buf = [0u8; 4096];
     assert!(idle.read(&mut buf).await.unwrap() > 0);
-    // A request in flight at the slow upstream.
-    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
-    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    eventually(
-        "the upstream to get the request",
-        Duration::from_secs(5),
-        || up.requests().len() == 1,
-    )
-    .await;
+    let mut busy = in_flight(&gw, &up).await;
     let sent = Instant::now();
     gw.signal("TERM");
     // The idle connection is closed at once, the listener too.
-    let (_, closed) = read_all(&mut idle, Duration::from_secs(1)).await;
+    let (_, closed) = read_until_close(&mut idle, Duration::from_secs(1)).await;
     assert!(closed, "idle keep-alive connection left open");
     let addr = gw.addr;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
@@ -76,7 +67,7 @@ async fn sigterm_lets_requests_in_flight_finish_with_connection_close_then_exits
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The request in flight gets its whole answer, marked as the last.
-    let (answer, closed) = read_all(&mut busy, Duration::from_secs(10)).await;
+    let (answer, closed) = read_until_close(&mut busy, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("connection: close"),
@@ -94,19 +85,10 @@ async fn sigterm_lets_requests_in_flight_finish_with_connection_close_then_exits
 async fn shutdown_timeout_bounds_the_drain() {
     let up = slow_upstream(Duration::from_secs(30)).await;
     let mut gw = Binary::serve(&yaml(&up, "1s")).await;
-    let mut busy = TcpStream::connect(gw.addr).await.unwrap();
-    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    eventually(
-        "the upstream to get the request",
-        Duration::from_secs(5),
-        || up.requests().len() == 1,
-    )
-    .await;
+    let mut busy = in_flight(&gw, &up).await;
     let sent = Instant::now();
     gw.signal("TERM");
-    let (_, closed) = read_all(&mut busy, Duration::from_secs(10)).await;
+    let (_, closed) = read_until_close(&mut busy, Duration::from_secs(10)).await;
     assert!(closed, "the request outlived shutdown_timeout");
     assert_eq!(gw.wait_exit().code(), Some(0));
     let took = sent.elapsed();

@@ -136,7 +136,8 @@ pub async fn raw_keepalive(addr: SocketAddr, bytes: &[u8], wait: Duration) -> (S
     read_until_close(&mut s, wait).await
 }
 
-async fn read_until_close(s: &mut TcpStream, wait: Duration) -> (String, bool) {
+/// Reads until the peer closes or `wait` passes: (bytes, closed).
+pub async fn read_until_close(s: &mut TcpStream, wait: Duration) -> (String, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 16384];
     let deadline = tokio::time::Instant::now() + wait;

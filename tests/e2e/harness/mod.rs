@@ -9,7 +9,7 @@ pub mod gateway;
 pub mod tls;
 pub mod upstream;
 
-pub use client::{raw, raw_keepalive, Client, Reply, RequestBuilder};
+pub use client::{raw, raw_keepalive, read_until_close, Client, Reply, RequestBuilder};
 pub use gateway::{Binary, Gateway};
 pub use upstream::{full, Upstream};
 
