@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode};
 
 use crate::body::ResponseBody;
+use crate::head::HeadError;
 use crate::headers;
 use crate::route::PathError;
 use crate::upstream::UpstreamError;
@@ -13,6 +14,9 @@ use crate::upstream::UpstreamError;
 pub enum GatewayError {
     #[error("{}", .0.message())]
     BadPath(PathError),
+    /// A head hyper parsed but a proxy must refuse (the connection closes).
+    #[error("{}", .0.message())]
+    BadHead(HeadError),
     #[error("the request has both Content-Length and Transfer-Encoding")]
     ConflictingFraming,
     #[error("no route matches this path")]
@@ -58,6 +62,7 @@ impl GatewayError {
             GatewayError::BadPath(_)
             | GatewayError::ConflictingFraming
             | GatewayError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadHead(e) => e.status(),
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::EmailTaken => StatusCode::CONFLICT,
             GatewayError::WrongCredentials | GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -120,7 +125,7 @@ impl GatewayError {
                 );
             }
             // Smuggling hides in ambiguous framing: never reuse the connection.
-            GatewayError::ConflictingFraming => {
+            GatewayError::ConflictingFraming | GatewayError::BadHead(_) => {
                 h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
             }
             GatewayError::InvalidToken => {

@@ -23,6 +23,7 @@ pub mod decorate;
 pub mod echo;
 pub mod error;
 pub mod framing;
+pub mod head;
 pub mod headers;
 pub mod identity;
 pub mod logging;

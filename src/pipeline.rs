@@ -1,6 +1,6 @@
 //! The one path a request takes. `handle` wraps: snapshot, request id, the
 //! error mapping, decoration and the access record. `run` is the linear
-//! sequence of stages: framing -> normalise -> (built-in endpoint) -> route ->
+//! sequence of stages: framing -> head checks -> normalise -> (built-in endpoint) -> route ->
 //! authorize -> limit -> rewrite -> forward (or echo).
 
 use std::convert::Infallible;
@@ -24,7 +24,7 @@ use crate::record::RequestRecord;
 use crate::route::{self, Match};
 use crate::state::{Gateway, GatewayState};
 use crate::upstream::{BodyLimit, Forward, UpstreamError};
-use crate::{cors, decorate, echo, headers, request_id, rewrite, websocket};
+use crate::{cors, decorate, echo, head, headers, request_id, rewrite, websocket};
 
 /// The client's connection, as requests on it see it.
 pub struct ConnInfo {
@@ -124,6 +124,7 @@ async fn run(
     if conn.clock.take_framing_conflict() {
         return Err(GatewayError::ConflictingFraming);
     }
+    head::check(&req)?;
     ctx.path = route::normalize(req.uri().path()).map_err(|e| {
         ctx.path = req.uri().path().to_string();
         GatewayError::BadPath(e)

@@ -16,6 +16,7 @@ mod limits;
 mod reload;
 mod routing;
 mod shutdown;
+mod smuggling;
 mod streaming;
 mod transport;
 mod upstream_faults;
