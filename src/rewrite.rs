@@ -21,7 +21,7 @@ pub struct Origin<'a> {
 pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     let forwarded_for = forwarded_for(h, origin.client_ip);
     strip_hop_by_hop(h);
-    strip_principal(h);
+    strip_spoofed(h);
     h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
     h.insert(
         &headers::X_FORWARDED_PROTO,
@@ -63,16 +63,33 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Removes every `X-Principal-*` header (names are lower-case in a `HeaderMap`).
-fn strip_principal(h: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = h
-        .keys()
-        .filter(|n| n.as_str().starts_with(PRINCIPAL_PREFIX))
-        .cloned()
-        .collect();
+/// Removes every client-sent `X-Principal-*` header (names are lower-case
+/// in a `HeaderMap`), and `_` spellings of the headers the gateway sets:
+/// nginx, CGI, WSGI and PHP read `X_Principal_Id` as `X-Principal-Id`.
+fn strip_spoofed(h: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = h.keys().filter(|n| spoofs(n.as_str())).cloned().collect();
     for name in spoofed {
         h.remove(&name);
     }
+}
+
+fn spoofs(name: &str) -> bool {
+    if name.starts_with(PRINCIPAL_PREFIX) {
+        return true;
+    }
+    if !name.contains('_') {
+        return false;
+    }
+    let dashed = name.replace('_', "-");
+    dashed.starts_with(PRINCIPAL_PREFIX)
+        || [
+            &headers::X_FORWARDED_FOR,
+            &headers::X_FORWARDED_PROTO,
+            &headers::X_FORWARDED_HOST,
+            &headers::X_REQUEST_ID,
+        ]
+        .iter()
+        .any(|h| h.as_str() == dashed)
 }
 
 /// Client-sent entries stay in front; the client's address goes last, the
@@ -144,16 +161,30 @@ mod tests {
     }
 
     #[test]
-    fn principal_headers_are_stripped_whatever_the_case() {
+    fn principal_headers_are_stripped_whatever_the_spelling() {
         let id = HeaderValue::from_static("rid");
         let mut h = map(&[
             ("X-Principal-Id", "admin"),
             ("x-PRINCIPAL-scopes", "root"),
             ("x-principal", "keep"),
+            ("X_Principal_Id", "admin"),
+            ("x-principal_email", "root@x"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_request_id", "forged"),
+            ("x_custom", "keep"),
         ]);
         request(&mut h, &origin(&id));
         assert!(!h.contains_key("x-principal-id"));
         assert!(!h.contains_key("x-principal-scopes"));
+        for spoof in [
+            "x_principal_id",
+            "x-principal_email",
+            "x_forwarded_for",
+            "x_request_id",
+        ] {
+            assert!(!h.contains_key(spoof), "{spoof}");
+        }
+        assert!(h.contains_key("x_custom"));
         assert!(
             h.contains_key("x-principal"),
             "only the X-Principal- prefix is reserved"

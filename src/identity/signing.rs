@@ -160,7 +160,7 @@ impl SigningKeys {
         token: &str,
         validation: &Validation,
     ) -> Option<T> {
-        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        let kid = strict_header(token)?.kid;
         let key = self.for_kid(kid.as_deref())?;
         Some(
             jsonwebtoken::decode::<T>(token, key, validation)
@@ -169,10 +169,14 @@ impl SigningKeys {
         )
     }
 
-    /// The key a token's `kid` names; with HS256 (no `kid`) the secret.
+    /// The key a token's `kid` names; with HS256 (tokens without `kid`) the secret.
     fn for_kid(&self, kid: Option<&str>) -> Option<&DecodingKey> {
         match self.algorithm {
-            Algorithm::HS256 => self.verifying.first().map(|v| &v.key),
+            Algorithm::HS256 => self
+                .verifying
+                .first()
+                .map(|v| &v.key)
+                .filter(|_| kid.is_none()),
             _ => self
                 .verifying
                 .iter()
@@ -190,6 +194,26 @@ impl SigningKeys {
             .collect();
         json!({ "keys": keys })
     }
+}
+
+/// A JOSE header with only the members the gateway itself writes. Anything
+/// else (`jku`, `x5u`, `jwk`, `crit`, `b64`, a duplicated member) is a token
+/// the gateway did not issue, refused before any key is chosen.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictHeader {
+    #[allow(dead_code)]
+    alg: String,
+    #[allow(dead_code)]
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn strict_header(token: &str) -> Option<StrictHeader> {
+    let (head, _) = token.split_once('.')?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).ok()?).ok()
 }
 
 fn read(path: &Path) -> Result<String, SigningError> {

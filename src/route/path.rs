@@ -10,6 +10,10 @@ pub enum PathError {
     ForbiddenEscape,
     Backslash,
     AboveRoot,
+    /// A segment another server reads as `.` or `..` (`..;x`, `..%3B`,
+    /// `..%20`) or an overlong UTF-8 form (`%C0%AE`): the gateway and the
+    /// upstream would disagree on the path it names.
+    AmbiguousSegment,
 }
 
 impl PathError {
@@ -20,6 +24,9 @@ impl PathError {
             PathError::ForbiddenEscape => "the request path has an encoded /, \\ or NUL",
             PathError::Backslash => "the request path contains a backslash",
             PathError::AboveRoot => "the request path climbs above /",
+            PathError::AmbiguousSegment => {
+                "the request path has a segment that other servers read as a dot segment"
+            }
         }
     }
 }
@@ -46,8 +53,9 @@ fn needs_work(bytes: &[u8]) -> bool {
             b'%' | b'\\' => return true,
             b'/' if prev == b'/' => return true,
             b'.' if prev == b'/' => {
-                // `/.` starts a dot segment only if followed by `/`, `.` or the end.
-                if matches!(bytes.get(i + 1), None | Some(b'/') | Some(b'.')) {
+                // `/.` starts a dot segment (or one in disguise, `.;x`) only
+                // if followed by `/`, `.`, `;` or the end.
+                if matches!(bytes.get(i + 1), None | Some(b'/' | b'.' | b';')) {
                     return true;
                 }
             }
@@ -126,6 +134,7 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
                 }
                 trailing_slash = i == last;
             }
+            s if looks_like_dots(s) => return Err(PathError::AmbiguousSegment),
             s => {
                 stack.push(s);
                 trailing_slash = false;
@@ -141,6 +150,56 @@ fn resolve_segments(path: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// Would a lenient server (one that decodes escapes again, drops `;params`
+/// as Tomcat does, trims trailing blanks, or decodes overlong UTF-8) read
+/// this segment as `.` or `..`? Only segments with `%` or `;` can.
+fn looks_like_dots(seg: &str) -> bool {
+    if !seg.starts_with('.') && !seg.starts_with('%') {
+        return false;
+    }
+    if !seg.contains(['%', ';']) {
+        return false;
+    }
+    let bytes = percent_decode(seg.as_bytes());
+    if has_overlong_utf8(&bytes) {
+        return true;
+    }
+    let name = bytes.split(|&b| b == b';').next().unwrap_or_default();
+    matches!(name.trim_ascii_end(), b"." | b"..")
+}
+
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Overlong UTF-8 (`C0 AE` for `.`): invalid in UTF-8, and decoded to ASCII
+/// by some old servers, so it only ever serves to hide a character.
+fn has_overlong_utf8(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| match (w[0], w[1]) {
+        (0xC0 | 0xC1, 0x80..=0xBF) => true,
+        (0xE0, 0x80..=0x9F) | (0xF0, 0x80..=0x8F) => true,
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -190,11 +249,25 @@ mod tests {
             ("/a/%", Err(PathError::InvalidEscape)),
             ("/a/%4", Err(PathError::InvalidEscape)),
             ("/a/%zz", Err(PathError::InvalidEscape)),
-            ("/a/%c0%ae%c0%ae/b", Ok("/a/%C0%AE%C0%AE/b")),
+            ("/a/%c0%ae%c0%ae/b", Err(PathError::AmbiguousSegment)),
+            ("/a/%C0%AE/b", Err(PathError::AmbiguousSegment)),
+            ("/a/%e0%80%ae%e0%80%ae/b", Err(PathError::AmbiguousSegment)),
+            ("/a/..;/b", Err(PathError::AmbiguousSegment)),
+            ("/a/..;x=1/b", Err(PathError::AmbiguousSegment)),
+            ("/a/.;/b", Err(PathError::AmbiguousSegment)),
+            ("/a/%2e%2e;/b", Err(PathError::AmbiguousSegment)),
+            ("/a/..%3b/b", Err(PathError::AmbiguousSegment)),
+            ("/a/..%20/b", Err(PathError::AmbiguousSegment)),
+            ("/a/..%09/b", Err(PathError::AmbiguousSegment)),
+            ("/a/%2e%2e%3B/b", Err(PathError::AmbiguousSegment)),
+            ("/a/...;/b", Ok("/a/...;/b")),
+            ("/a/..x;/b", Ok("/a/..x;/b")),
+            ("/a/x;/../b", Ok("/a/b")),
+            ("/a;v=1/b", Ok("/a;v=1/b")),
+            ("/a/%C3%A9/b", Ok("/a/%C3%A9/b")),
             ("/a/%ff", Ok("/a/%FF")),
             ("/%7euser", Ok("/~user")),
             ("/caf%C3%A9", Ok("/caf%C3%A9")),
-            ("/a/..;/b", Ok("/a/..;/b")),
             ("a/b", Err(PathError::NotAbsolute)),
             ("", Err(PathError::NotAbsolute)),
             ("*", Err(PathError::NotAbsolute)),

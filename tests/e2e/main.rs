@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod authorizer;
 mod browser;
+mod bypass;
 mod cli;
 mod cors;
 mod forwarding;
