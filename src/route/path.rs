@@ -195,10 +195,11 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
 /// Overlong UTF-8 (`C0 AE` for `.`): invalid in UTF-8, and decoded to ASCII
 /// by some old servers, so it only ever serves to hide a character.
 fn has_overlong_utf8(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|w| match (w[0], w[1]) {
-        (0xC0 | 0xC1, 0x80..=0xBF) => true,
-        (0xE0, 0x80..=0x9F) | (0xF0, 0x80..=0x8F) => true,
-        _ => false,
+    bytes.windows(2).any(|w| {
+        matches!(
+            (w[0], w[1]),
+            (0xC0 | 0xC1, 0x80..=0xBF) | (0xE0, 0x80..=0x9F) | (0xF0, 0x80..=0x8F)
+        )
     })
 }
 
