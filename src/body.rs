@@ -52,6 +52,16 @@ impl RequestBody {
             stats,
         }
     }
+
+    /// An empty body counted in the same request's stats, for a replay.
+    pub fn empty_like(&self) -> Self {
+        RequestBody {
+            inner: None,
+            limit: self.limit,
+            seen: 0,
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 impl Body for RequestBody {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{request, Request, Response};
+use http::{request, Method, Request, Response};
+use hyper::body::Body;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -112,19 +113,27 @@ impl Upstreams {
             }
             lease = self.fresh(lease.key(), fwd.protocol).await?;
         }
+        let replay = (lease.reused && is_idempotent(req.method()) && req.body().is_end_stream())
+            .then(|| replay_of(&req));
         let response = match lease.tx.try_send(req).await {
             Ok(response) => response,
-            Err(mut e) => match (e.take_message(), lease.reused) {
-                (Some(req), true) => {
-                    lease = self.fresh(lease.key(), fwd.protocol).await?;
-                    lease
-                        .tx
-                        .try_send(req)
-                        .await
-                        .map_err(|e| UpstreamError::from_send(e.into_error()))?
-                }
-                _ => return Err(UpstreamError::from_send(e.into_error())),
-            },
+            Err(mut e) => {
+                // Not written, or written on a reused connection the upstream
+                // closed or reset before any answer, and safe to repeat (RFC
+                // 9110 section 9.2.2): once more on a new connection.
+                let closed = !e.error().is_parse() && !e.error().is_parse_status();
+                let again = match (e.take_message(), replay) {
+                    (Some(req), _) if lease.reused => req,
+                    (None, Some(req)) if closed => req,
+                    _ => return Err(UpstreamError::from_send(e.into_error())),
+                };
+                lease = self.fresh(lease.key(), fwd.protocol).await?;
+                lease
+                    .tx
+                    .try_send(again)
+                    .await
+                    .map_err(|e| UpstreamError::from_send(e.into_error()))?
+            }
         };
         Ok(Answer {
             response,
@@ -183,6 +192,23 @@ impl Upstreams {
             down.push((target.clone(), now + DOWN_FOR));
         }
     }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// A copy of a request without a body, to send again.
+fn replay_of(req: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut copy = Request::new(req.body().empty_like());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 /// The request as the chosen target receives it, whatever the client spoke:
