@@ -98,7 +98,11 @@ async fn writer(c: Client, acked: Arc<Mutex<Acked>>, cycle: usize, id: usize, mu
                 let (k, token) = live[rng.below(live.len())].clone();
                 // From here until the answer, the outcome is unknown.
                 acked.lock().unwrap().sessions.insert(k, Session::Unknown);
-                let path = if op == 2 { "/refresh-token" } else { "/signout" };
+                let path = if op == 2 {
+                    "/refresh-token"
+                } else {
+                    "/signout"
+                };
                 let Some(r) = send(&c, path, json!({"refreshToken": token})).await else {
                     return;
                 };
@@ -134,7 +138,10 @@ async fn verify(c: &Client, acked: &Mutex<Acked>, cycle: usize) {
     };
     for email in &users {
         let r = post(c, "/signin", &json!({"email": email, "password": PASSWORD})).await;
-        assert_eq!(r.status, 200, "cycle {cycle}: acknowledged user {email} lost");
+        assert_eq!(
+            r.status, 200,
+            "cycle {cycle}: acknowledged user {email} lost"
+        );
     }
     for (k, s) in &sessions {
         match s {
@@ -154,7 +161,10 @@ async fn verify(c: &Client, acked: &Mutex<Acked>, cycle: usize) {
             }
             Session::SignedOut(t) => {
                 let r = post(c, "/refresh-token", &json!({"refreshToken": t})).await;
-                assert_eq!(r.status, 403, "cycle {cycle}: session {k} came back after sign-out");
+                assert_eq!(
+                    r.status, 403,
+                    "cycle {cycle}: session {k} came back after sign-out"
+                );
             }
             Session::Unknown => {}
         }
@@ -179,10 +189,7 @@ async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write() {
         | 1;
     println!("seed {seed}");
     let mut rng = Rng(seed);
-    let mut gw = Binary::serve(&auth_yaml(
-        "  signin_limit: { failures: 1000, window: 1m }",
-    ))
-    .await;
+    let mut gw = Binary::serve(&auth_yaml("  signin_limit: { failures: 1000, window: 1m }")).await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..20 {
         let writers: Vec<_> = (0..4)

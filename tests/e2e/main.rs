@@ -9,6 +9,7 @@ mod browser;
 mod bypass;
 mod cli;
 mod cors;
+mod crash;
 mod forwarding;
 mod identity;
 mod identity_ops;
