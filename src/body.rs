@@ -36,6 +36,12 @@ pub struct BodyTooLarge(pub u64);
 #[error("upstream body stalled for longer than {0:?}")]
 pub struct BodyStalled(pub Duration);
 
+/// The client's request body failed mid-stream (bad chunked framing, a
+/// reset): the client's fault, never the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body broke off: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
 pub struct RequestBody {
     inner: Option<Incoming>,
     limit: u64,
@@ -91,7 +97,7 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(ClientBodyError(e))))),
             None => Poll::Ready(None),
         }
     }

@@ -80,6 +80,7 @@ impl GatewayError {
             GatewayError::Upstream(e) => match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                UpstreamError::ClientBody(_) => StatusCode::BAD_REQUEST,
                 UpstreamError::Connect(_)
                 | UpstreamError::Reset(_)
                 | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
@@ -145,13 +146,17 @@ impl GatewayError {
             GatewayError::Throttled(secs) => {
                 h.insert(&headers::RETRY_AFTER, HeaderValue::from(*secs));
             }
-            // A body the client did not finish sending: the stream is desynced.
-            GatewayError::RequestTimeout => {
+            // A body the client did not finish sending, or that was not read
+            // to its end: the stream is desynced.
+            GatewayError::RequestTimeout
+            | GatewayError::PayloadTooLarge(_)
+            | GatewayError::Upstream(
+                UpstreamError::BodyTooLarge(_) | UpstreamError::ClientBody(_),
+            ) => {
                 h.insert(&headers::CONNECTION, HeaderValue::from_static("close"));
             }
             GatewayError::BadPath(_)
             | GatewayError::NotFound
-            | GatewayError::PayloadTooLarge(_)
             | GatewayError::InvalidInput(_)
             | GatewayError::PreflightRefused(_)
             | GatewayError::EmailTaken

@@ -2,7 +2,7 @@
 
 use std::error::Error as _;
 
-use crate::body::{BodyTooLarge, BoxError};
+use crate::body::{BodyTooLarge, BoxError, ClientBodyError};
 use crate::metrics::UpstreamErrorKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,9 @@ pub enum UpstreamError {
     Protocol(#[source] BoxError),
     #[error("the request body is larger than the {0}-byte limit")]
     BodyTooLarge(u64),
+    /// The client's body broke off mid-stream (malformed chunking, a reset).
+    #[error("the request body is malformed or was cut off")]
+    ClientBody(#[source] BoxError),
 }
 
 impl UpstreamError {
@@ -27,7 +30,7 @@ impl UpstreamError {
             UpstreamError::Timeout => Some(UpstreamErrorKind::Timeout),
             UpstreamError::Reset(_) => Some(UpstreamErrorKind::Reset),
             UpstreamError::Protocol(_) => Some(UpstreamErrorKind::Protocol),
-            UpstreamError::BodyTooLarge(_) => None,
+            UpstreamError::BodyTooLarge(_) | UpstreamError::ClientBody(_) => None,
         }
     }
 
@@ -37,6 +40,9 @@ impl UpstreamError {
         while let Some(s) = source {
             if let Some(too_large) = s.downcast_ref::<BodyTooLarge>() {
                 return UpstreamError::BodyTooLarge(too_large.0);
+            }
+            if s.is::<ClientBodyError>() {
+                return UpstreamError::ClientBody(Box::new(e));
             }
             source = s.source();
         }

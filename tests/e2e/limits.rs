@@ -181,3 +181,29 @@ async fn malformed_requests_get_400_and_other_connections_carry_on() {
     }
     assert_eq!(gw.client().get("/x").send().await.status, 200);
 }
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_400_not_a_502() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let req = b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n\r\n";
+    let (reply, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("connection: close"), "{reply}");
+    assert!(closed);
+    assert!(
+        up.requests().iter().all(|r| !r.complete),
+        "the upstream must see the request aborted"
+    );
+}
+
+#[tokio::test]
+async fn a_413_before_the_body_is_read_says_connection_close() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&limited(&up, "")).await;
+    let req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 999999\r\n\r\n";
+    let (reply, closed) = raw_keepalive(gw.addr, req, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("connection: close"), "{reply}");
+    assert!(closed);
+}
