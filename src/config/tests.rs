@@ -287,3 +287,15 @@ fn upstream_protocol_is_http1_by_default_h2_on_request() {
         "applies to routes with an `upstream` only",
     );
 }
+
+#[test]
+fn nested_aliases_cannot_blow_up_memory() {
+    // Found by fuzzing (fuzz/regressions/config): 600 bytes, 10^9 nodes.
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..9 {
+        let prev = format!("*a{}", level - 1);
+        let items = [prev.as_str(); 10].join(", ");
+        text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+    }
+    assert_error(&text, "4:", "aliases expand to more than 10000 nodes");
+}

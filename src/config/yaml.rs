@@ -101,6 +101,7 @@ pub fn parse(text: &str) -> Result<Node, ConfigError> {
     let mut builder = Builder {
         stack: Vec::new(),
         anchors: HashMap::new(),
+        expanded: 0,
         root: None,
     };
     for event in Parser::new_from_str(text) {
@@ -120,8 +121,24 @@ pub fn parse(text: &str) -> Result<Node, ConfigError> {
 struct Builder {
     /// Open collections, with the anchor id each will be stored under.
     stack: Vec<(Node, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node with its size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes copied in by aliases so far, bounded by `MAX_ALIAS_NODES`.
+    expanded: usize,
     root: Option<Node>,
+}
+
+/// Aliases copy their anchor's tree: nested ones grow it exponentially (a
+/// "billion laughs" file of 600 bytes would need gigabytes). A config that
+/// reuses route defaults stays far below this.
+const MAX_ALIAS_NODES: usize = 10_000;
+
+fn size(node: &Node) -> usize {
+    1 + match &node.kind {
+        Kind::Seq(items) => items.iter().map(size).sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+        _ => 0,
+    }
 }
 
 impl Builder {
@@ -166,9 +183,18 @@ impl Builder {
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| {
+                let (node, n) = self.anchors.get(&id).ok_or_else(|| {
                     ConfigError::new(pos, "", "alias refers to an unknown anchor")
                 })?;
+                self.expanded += n;
+                if self.expanded > MAX_ALIAS_NODES {
+                    return Err(ConfigError::new(
+                        pos,
+                        "",
+                        format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+                    ));
+                }
+                let node = node.clone();
                 self.finish(node, 0);
             }
             Event::DocumentStart(_) if self.root.is_some() => {
@@ -190,7 +216,7 @@ impl Builder {
     /// Attaches a completed node to its parent (a key, a value, or an item).
     fn finish(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size(&node)));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),

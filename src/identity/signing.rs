@@ -216,7 +216,25 @@ fn strict_header(token: &str) -> Option<StrictHeader> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).ok()?).ok()
 }
 
+/// Key files are small: a device or pipe named by mistake (`/dev/zero`)
+/// must give an error, not fill memory or hang.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
 fn read(path: &Path) -> Result<String, SigningError> {
+    let bad = |why: &str| SigningError::Bad {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(|source| SigningError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file"));
+    }
+    if meta.len() > MAX_KEY_FILE {
+        return Err(bad("larger than 64 KiB, not a key"));
+    }
     std::fs::read_to_string(path).map_err(|source| SigningError::Read {
         path: path.to_path_buf(),
         source,
@@ -349,4 +367,21 @@ fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         }
     };
     (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_or_huge_file_is_refused_as_a_key_not_read() {
+        // Found while fuzzing: `private_key: /dev/zero` filled memory.
+        let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; 100 * 1024]).unwrap();
+        let err = read(&big).unwrap_err().to_string();
+        assert!(err.contains("larger than 64 KiB"), "{err}");
+    }
 }

@@ -6,7 +6,8 @@
 pub enum PathError {
     NotAbsolute,
     InvalidEscape,
-    /// `%2F`, `%5C` or `%00`: they would let a segment hide a separator or end the string.
+    /// `%2F`, `%5C` or `%00` (or a raw NUL): they would let a segment hide a
+    /// separator or end the string.
     ForbiddenEscape,
     Backslash,
     AboveRoot,
@@ -106,6 +107,7 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
                 continue;
             }
             b'\\' => return Err(PathError::Backslash),
+            0 => return Err(PathError::ForbiddenEscape),
             _ if b.is_ascii_graphic() => out.push(b as char),
             _ => {
                 out.push('%');
@@ -236,6 +238,8 @@ mod tests {
             ("/a%2Fb", Err(PathError::ForbiddenEscape)),
             ("/a%5cb", Err(PathError::ForbiddenEscape)),
             ("/a%00b", Err(PathError::ForbiddenEscape)),
+            // Found by fuzzing: a raw NUL came out as the `%00` refused above.
+            ("/\0", Err(PathError::ForbiddenEscape)),
             ("/%252e%252e/x", Ok("/%252e%252e/x")),
             ("//x", Ok("/x")),
             ("///x//y///", Ok("/x/y/")),
