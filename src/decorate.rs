@@ -12,7 +12,7 @@ pub fn response(res: &mut Response<ResponseBody>, request_id: &HeaderValue, from
     let h = res.headers_mut();
     if from_upstream {
         let upgrade = h.get(&headers::UPGRADE).cloned().filter(|_| switching);
-        rewrite::strip_hop_by_hop(h);
+        rewrite::strip(h, rewrite::Strip::HopByHop);
         if let Some(upgrade) = upgrade {
             websocket::keep_upgrade(h, upgrade);
         }

@@ -20,8 +20,7 @@ pub struct Origin<'a> {
 /// survive where the gateway sets one.
 pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     let forwarded_for = forwarded_for(h, origin.client_ip);
-    strip_hop_by_hop(h);
-    strip_spoofed(h);
+    strip(h, Strip::HopByHopAndSpoofed);
     h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
     h.insert(
         &headers::X_FORWARDED_PROTO,
@@ -34,45 +33,59 @@ pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     h.insert(&headers::X_REQUEST_ID, origin.request_id.clone());
 }
 
-/// Removes hop-by-hop headers (RFC 9110 section 7.6.1) and the names the
-/// `Connection` header lists, except framing and credentials, which a client
-/// must not be able to drop from the forwarded request.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    if h.contains_key(&headers::CONNECTION) {
-        let listed: Vec<HeaderName> = h
-            .get_all(&headers::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .filter(|name| {
-                ![
-                    &headers::CONTENT_LENGTH,
-                    &http::header::AUTHORIZATION,
-                    &headers::HOST,
-                ]
-                .contains(&name)
-            })
-            .collect();
-        for name in listed {
-            h.remove(&name);
-        }
-    }
-    for name in HOP_BY_HOP {
-        h.remove(name);
-    }
+/// What `strip` removes besides hop-by-hop headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Strip {
+    /// Responses: hop-by-hop headers only.
+    HopByHop,
+    /// Requests: also client-sent identity headers (see `spoofs`).
+    HopByHopAndSpoofed,
 }
 
-/// Removes every client-sent `X-Principal-*` header (names are lower-case
-/// in a `HeaderMap`), and `_` spellings of the headers the gateway sets:
-/// nginx, CGI, WSGI and PHP read `X_Principal_Id` as `X-Principal-Id`.
-fn strip_spoofed(h: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = h.keys().filter(|n| spoofs(n.as_str())).cloned().collect();
-    for name in spoofed {
+/// Removes hop-by-hop headers (RFC 9110 section 7.6.1) and the names the
+/// `Connection` header lists, except framing and credentials, which a client
+/// must not be able to drop from the forwarded request. One pass over the
+/// names present: most messages carry none of these, and a lookup per
+/// candidate name would cost more than the scan (this runs twice per request).
+pub fn strip(h: &mut HeaderMap, what: Strip) {
+    let listed: Vec<HeaderName> = match h.contains_key(&headers::CONNECTION) {
+        true => connection_listed(h),
+        false => Vec::new(),
+    };
+    let doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| {
+            HOP_BY_HOP.contains(n)
+                || listed.contains(n)
+                || (what == Strip::HopByHopAndSpoofed && spoofs(n.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
         h.remove(&name);
     }
 }
 
+fn connection_listed(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(&headers::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| {
+            ![
+                &headers::CONTENT_LENGTH,
+                &http::header::AUTHORIZATION,
+                &headers::HOST,
+            ]
+            .contains(&name)
+        })
+        .collect()
+}
+
+/// A client-sent `X-Principal-*` header (names are lower-case in a
+/// `HeaderMap`), or a `_` spelling of a header the gateway sets: nginx, CGI,
+/// WSGI and PHP read `X_Principal_Id` as `X-Principal-Id`.
 fn spoofs(name: &str) -> bool {
     if name.starts_with(PRINCIPAL_PREFIX) {
         return true;

@@ -164,6 +164,9 @@ pub struct UpstreamTarget {
     pub display: Arc<str>,
     /// The `Host` header upstream requests carry, made once.
     pub host: HeaderValue,
+    /// `scheme://authority` in lower case: which pooled connections serve
+    /// this target (the same across reloads), cheap to hash and compare.
+    pub pool_key: Arc<str>,
 }
 
 impl std::fmt::Display for UpstreamTarget {

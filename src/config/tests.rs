@@ -299,3 +299,18 @@ fn nested_aliases_cannot_blow_up_memory() {
     }
     assert_error(&text, "4:", "aliases expand to more than 10000 nodes");
 }
+
+#[test]
+fn upstreams_naming_one_server_share_a_pool_key() {
+    let c = parse_str(
+        "listen: 127.0.0.1:1\nroutes:\n  - { name: a, path: /a, upstream: http://API.Example:8080/v1, auth: none }\n  - { name: b, path: /b, upstream: http://api.example:8080, auth: none }\n  - { name: c, path: /c, upstream: https://api.example:8080, auth: none }\n",
+    )
+    .unwrap();
+    let key = |i: usize| match &c.routes[i].target {
+        Target::Upstream(t) => t[0].pool_key.to_string(),
+        Target::Echo => unreachable!(),
+    };
+    assert_eq!(key(0), "http://api.example:8080");
+    assert_eq!(key(0), key(1), "case and path do not split the pool");
+    assert_eq!(key(2), "https://api.example:8080");
+}

@@ -614,6 +614,9 @@ fn upstream_target(url: &str) -> Result<UpstreamTarget, String> {
     Ok(UpstreamTarget {
         host,
         display: format!("{scheme}://{authority}{base_path}").into(),
+        pool_key: format!("{scheme}://{authority}")
+            .to_ascii_lowercase()
+            .into(),
         scheme,
         authority,
         base_path,

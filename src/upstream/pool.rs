@@ -1,5 +1,5 @@
 //! Upstream connections, kept alive and reused, per target (scheme +
-//! authority). HTTP/1.1: a list of idle connections; one goes back to its
+//! authority, as the target's `pool_key`). HTTP/1.1: a list of idle connections; one goes back to its
 //! list only after its response body ended cleanly. HTTP/2 (`h2` routes):
 //! one shared connection per target that every request multiplexes on.
 //! Either kind idle for longer than `idle_timeout` is closed. Each
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme, Uri};
+use http::uri::Uri;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
@@ -24,7 +24,8 @@ use tower_service::Service;
 use crate::body::{BoxError, RequestBody};
 use crate::config::{UpstreamProtocol, UpstreamTarget};
 
-pub type Key = (Scheme, Authority);
+/// `scheme://authority` (`UpstreamTarget::pool_key`).
+pub type Key = Arc<str>;
 
 pub struct Pool {
     inner: Arc<Inner>,
@@ -128,7 +129,7 @@ impl Pool {
         target: &UpstreamTarget,
         protocol: UpstreamProtocol,
     ) -> Result<Lease, BoxError> {
-        let key = (target.scheme.clone(), target.authority.clone());
+        let key = target.pool_key.clone();
         match protocol {
             UpstreamProtocol::H2 => self.shared(key, false).await,
             UpstreamProtocol::Http1 => match self.take_idle(&key) {
@@ -201,12 +202,8 @@ impl Pool {
     }
 }
 
-fn uri(key: &Key) -> Result<Uri, http::Error> {
-    Uri::builder()
-        .scheme(key.0.clone())
-        .authority(key.1.clone())
-        .path_and_query("/")
-        .build()
+fn uri(key: &Key) -> Result<Uri, http::uri::InvalidUri> {
+    Uri::try_from(format!("{key}/"))
 }
 
 fn drive<F>(conn: F)
