@@ -10,6 +10,10 @@ Subcommands:
   parse FILE                     parse one wrk output file, print JSON
   brief FILE                     one human line for a wrk output file
   report MANIFEST META OUTDIR    build summary.md + results.json, print the summary
+  fixed-load PORT PATH CONNS N LEN
+                                 exactly N keep-alive GETs over CONNS connections,
+                                 one in flight per connection; fail unless every
+                                 answer is 200 with a body of LEN bytes
 """
 
 import http.client
@@ -23,6 +27,37 @@ import sys
 import time
 
 # ---------------------------------------------------------------- ports / readiness
+
+
+def fixed_load(port, path, conns, n, want_len):
+    """N requests, round-robin over CONNS keep-alive connections, each
+    answer read whole before that connection sends again: a fixed amount of
+    work, so a profile's totals divide by N."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    done = 0
+    try:
+        while done < n:
+            batch = socks[: min(conns, n - done)]
+            for s in batch:
+                s.sendall(req)
+            for s in batch:
+                buf = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise SystemExit(f"connection closed after {done} answers")
+                    buf += chunk
+                    head, sep, body = buf.partition(b"\r\n\r\n")
+                    if sep and len(body) >= want_len:
+                        break
+                if not head.startswith(b"HTTP/1.1 200") or len(body) != want_len:
+                    raise SystemExit(f"unexpected answer: {head[:60]!r}, {len(body)} body bytes")
+                done += 1
+    finally:
+        for s in socks:
+            s.close()
+    return done
 
 
 def free_ports(n):
@@ -491,6 +526,10 @@ def main(argv):
         return 0
     if cmd == "report":
         return report(*args)
+    if cmd == "fixed-load":
+        port, path, conns, n, want = args
+        print(fixed_load(int(port), path, int(conns), int(n), int(want)))
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 
