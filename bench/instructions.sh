@@ -41,15 +41,7 @@ mkdir -p "$TMP/cg" "$TMP/gw"
 
 read -r UPSTREAM_PORT GW_PORT <<<"$(python3 "$HELPER" free-ports 2)"
 start_upstream "$UPSTREAM_PORT"
-cat >"$TMP/gw/gateway.yaml" <<EOF
-listen: 127.0.0.1:$GW_PORT
-log: { access: false }
-routes:
-  - name: bench
-    path: $BENCH_PATH
-    upstream: http://127.0.0.1:$UPSTREAM_PORT
-    auth: none
-EOF
+gateway_yaml "$GW_PORT" >"$TMP/gw/gateway.yaml"
 
 rows=()
 first=""

@@ -193,11 +193,10 @@ EOF
     wait_ready nginx "$STARTED_PID" "$port"
 }
 
-# The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
-start_gateway() { # port
-    local port="$1"
-    cat >"$TMP/gateway.yaml" <<EOF
-listen: 127.0.0.1:$port
+# The gateway's bench config: one `auth: none` route to the bare upstream.
+gateway_yaml() { # port
+    cat <<EOF
+listen: 127.0.0.1:$1
 log: { access: false }
 routes:
   - name: bench
@@ -205,6 +204,12 @@ routes:
     upstream: http://127.0.0.1:$UPSTREAM_PORT
     auth: none
 EOF
+}
+
+# The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
+start_gateway() { # port
+    local port="$1"
+    gateway_yaml "$port" >"$TMP/gateway.yaml"
     ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
         "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" ) >"$TMP/gateway.log" 2>&1 &
     STARTED_PID=$!

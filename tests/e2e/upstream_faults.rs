@@ -34,6 +34,13 @@ async fn scripted_upstream(
     addr
 }
 
+/// Answers each request completely (`200 ok`), then closes the connection
+/// without saying so, as a server with a short keep-alive timeout does.
+async fn answering_then_closing_upstream() -> SocketAddr {
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    scripted_upstream(ok, Duration::ZERO, b"").await
+}
+
 fn route(addr: impl std::fmt::Display, timeout: &str) -> String {
     format!("routes:\n  - {{ name: r, path: /*, upstream: http://{addr}, auth: none, timeout: {timeout} }}\n")
 }
@@ -88,14 +95,7 @@ async fn upstream_closing_before_the_head_is_502() {
 
 #[tokio::test]
 async fn upstream_closing_idle_keep_alive_connections_is_not_an_error() {
-    // Answers each request completely, then closes the connection without
-    // saying so (as a server with a short keep-alive timeout does).
-    let addr = scripted_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        Duration::ZERO,
-        b"",
-    )
-    .await;
+    let addr = answering_then_closing_upstream().await;
     let gw = Gateway::start(&route(addr, "5s")).await;
     for i in 0..5 {
         let res = gw.client().get("/x").send().await;
@@ -218,12 +218,7 @@ async fn an_upstream_reading_the_body_slowly_gets_504_at_the_route_timeout() {
 async fn an_upstream_closing_each_connection_after_answering_loses_no_request() {
     // The worst case for a pool: every connection dies right after its
     // response, so a reused one is always about to be (or already) closed.
-    let addr = scripted_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        Duration::ZERO,
-        b"",
-    )
-    .await;
+    let addr = answering_then_closing_upstream().await;
     let gw = Gateway::start(&route(addr, "5s")).await;
     let c = gw.client();
     let mut tasks = Vec::new();
