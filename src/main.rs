@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use gateway::config::{self, Config, LogFormat};
-use gateway::identity::admin::{self, UsersCommand};
+use gateway::identity::users_cli::{self, UsersCommand};
 use gateway::Listeners;
 
 // glibc malloc showed up as ~8% of CPU per proxied request (malloc, free,
@@ -96,7 +96,7 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
         );
         return ExitCode::from(1);
     };
-    match admin::run(&auth.store, command) {
+    match users_cli::run(&auth.store, command) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -117,9 +117,9 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
         Format::Json => LogFormat::Json,
         Format::Pretty => LogFormat::Pretty,
     });
-    gateway::logging::init(config.log.format, forced);
+    gateway::telemetry::logging::init(config.log.format, forced);
     let mut config = config;
-    config.log.format = gateway::logging::effective(config.log.format);
+    config.log.format = gateway::telemetry::logging::effective(config.log.format);
     let listeners = match Listeners::bind(&config) {
         Ok(l) => l,
         Err(e) => {

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use gateway::route::{normalize, Match, RouteTable};
+use gateway::proxy::route::{normalize, Match, RouteTable};
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 

@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use gateway::authorizer::principal::AccessClaims;
-use gateway::authorizer::{Authorizer, Principal, Revoked, Settings};
+use gateway::auth::principal::AccessClaims;
+use gateway::auth::{AuthError, Authorizer, Principal, Revoked, Settings};
 use gateway::config::Algorithm;
-use gateway::error::GatewayError;
-use gateway::identity::records::now_unix;
-use gateway::identity::signing::SigningKeys;
-use gateway::metrics::Metrics;
+use gateway::auth::jwt::now_unix;
+use gateway::auth::jwt::SigningKeys;
+use gateway::telemetry::metrics::Metrics;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -106,7 +105,7 @@ fn verbose() -> bool {
     *V.get_or_init(|| std::env::var_os("GATEWAY_FUZZ_VERBOSE").is_some())
 }
 
-fn check(result: Result<Arc<Principal>, GatewayError>, scopes: &[String], what: &str) {
+fn check(result: Result<Arc<Principal>, AuthError>, scopes: &[String], what: &str) {
     match result {
         Ok(p) => {
             assert!(p.has_all(scopes), "{what}: principal lacks {scopes:?}");
@@ -116,8 +115,8 @@ fn check(result: Result<Arc<Principal>, GatewayError>, scopes: &[String], what: 
                 "{what}: expired token accepted"
             );
         }
-        Err(GatewayError::Unauthorized | GatewayError::InvalidToken) => {}
-        Err(GatewayError::InsufficientScope(_)) if !scopes.is_empty() => {}
+        Err(AuthError::MissingToken | AuthError::InvalidToken) => {}
+        Err(AuthError::InsufficientScope(_)) if !scopes.is_empty() => {}
         Err(e) => panic!("{what}: unexpected error {e:?}"),
     }
 }
@@ -144,7 +143,7 @@ fn one(t: &Target, data: &[u8], name: &str) {
         // Several Authorization headers are always refused.
         h.append(AUTHORIZATION, value);
         match t.authorizer.authorize(&h, &none) {
-            Err(GatewayError::InvalidToken) => {}
+            Err(AuthError::InvalidToken) => {}
             other => panic!(
                 "{name}: two Authorization headers gave {:?}",
                 other.map(|p| p.sid.clone())

@@ -2,19 +2,23 @@
 //! deserialize (`de`, `raw`), validate (`validate`) into `model` types.
 //! Only this module touches YAML.
 
+mod builtin;
 mod de;
 mod error;
 mod interpolate;
 mod model;
 mod raw;
+mod template;
 mod units;
 mod validate;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use builtin::Endpoint;
 pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::*;
+pub use template::Template;
 
 /// Loads and validates the file; every problem is returned, positioned.
 pub fn load(file: &Path) -> Result<Config, ConfigErrors> {

@@ -9,7 +9,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method};
 
 pub use super::raw::{LogFormat, UpstreamProtocol};
-use crate::route::Template;
+use crate::config::Template;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -145,12 +145,20 @@ impl Route {
     pub fn allows(&self, method: &Method) -> bool {
         self.methods.as_ref().is_none_or(|m| m.contains(method))
     }
+
+    /// A built-in endpoint owns its path: every method reaches it (and gets
+    /// its 405), never a template's route that also matches.
+    pub fn owns_path(&self) -> bool {
+        matches!(self.target, Target::Builtin(_))
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Target {
     Upstream(Vec<UpstreamTarget>),
     Echo,
+    /// A built-in endpoint (added to the table when `auth` is set).
+    Builtin(super::builtin::Endpoint),
 }
 
 /// One `http://` or `https://` upstream; its path, if any, prefixes forwarded paths.

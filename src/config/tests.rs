@@ -308,7 +308,7 @@ fn upstreams_naming_one_server_share_a_pool_key() {
     .unwrap();
     let key = |i: usize| match &c.routes[i].target {
         Target::Upstream(t) => t[0].pool_key.to_string(),
-        Target::Echo => unreachable!(),
+        Target::Echo | Target::Builtin(_) => unreachable!(),
     };
     assert_eq!(key(0), "http://api.example:8080");
     assert_eq!(key(0), key(1), "case and path do not split the pool");

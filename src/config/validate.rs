@@ -18,8 +18,8 @@ use super::model::*;
 use super::raw;
 use super::units;
 use super::yaml::{Kind, Node};
-use crate::identity::signing::{SigningError, SigningKeys};
-use crate::route::Template;
+use crate::auth::jwt::{SigningError, SigningKeys};
+use crate::config::Template;
 
 const STANDARD_METHODS: [Method; 9] = [
     Method::GET,
@@ -192,7 +192,7 @@ impl Validator<'_> {
     fn tls(&mut self, t: raw::Tls) -> Option<Tls> {
         let listen = self.addr("tls.listen", &t.listen)?;
         let (cert, key) = (self.file_path(&t.cert), self.file_path(&t.key));
-        if let Err(msg) = crate::tls::load_certified_key(&cert, &key) {
+        if let Err(msg) = crate::http::tls::load_certified_key(&cert, &key) {
             self.err("tls.cert", msg);
         }
         Some(Tls { listen, cert, key })

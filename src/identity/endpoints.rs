@@ -9,89 +9,21 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::input::{check_new_password, Fields, Invalid};
-use super::records::{now_unix, Session, User};
-use super::store::{Presented, StoreError};
+use super::error::AccountError;
+use super::input::{check_new_password, Fields};
+use super::records::{Session, User};
+use super::store::Presented;
 use super::throttle::retry_after_secs;
 use super::tokens::{new_id, Issued};
 use super::Identity;
-use crate::body::{RequestStats, ResponseBody};
-use crate::error::GatewayError;
-use crate::metrics::SigninOutcome;
-use crate::{headers, pipeline};
+use crate::auth::jwt::now_unix;
+use crate::config::Endpoint;
+use crate::http::body::{check_declared_length, BodyTooLarge, RequestStats, ResponseBody};
+use crate::http::headers;
+use crate::telemetry::metrics::SigninOutcome;
 
 /// Largest request body the endpoints read.
 pub const MAX_BODY: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Signup,
-    Signin,
-    RefreshToken,
-    Signout,
-    /// `GET /.well-known/jwks.json`: the public keys of access tokens.
-    Jwks,
-}
-
-impl Endpoint {
-    /// The endpoint at this (normalised) path, if any.
-    pub fn at(path: &str) -> Option<Endpoint> {
-        match path {
-            "/signup" => Some(Endpoint::Signup),
-            "/signin" => Some(Endpoint::Signin),
-            "/refresh-token" => Some(Endpoint::RefreshToken),
-            "/signout" => Some(Endpoint::Signout),
-            "/.well-known/jwks.json" => Some(Endpoint::Jwks),
-            _ => None,
-        }
-    }
-
-    /// The `route` of access records and metrics.
-    pub fn route_name(self) -> &'static str {
-        match self {
-            Endpoint::Signup => "builtin:signup",
-            Endpoint::Signin => "builtin:signin",
-            Endpoint::RefreshToken => "builtin:refresh-token",
-            Endpoint::Signout => "builtin:signout",
-            Endpoint::Jwks => "builtin:jwks",
-        }
-    }
-
-    /// The one method it answers (and `HEAD` for `GET`).
-    pub fn method(self) -> Method {
-        match self {
-            Endpoint::Jwks => Method::GET,
-            _ => Method::POST,
-        }
-    }
-}
-
-impl From<Invalid> for GatewayError {
-    fn from(e: Invalid) -> Self {
-        GatewayError::InvalidInput(e.0)
-    }
-}
-
-impl From<StoreError> for GatewayError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::EmailTaken => GatewayError::EmailTaken,
-            e => GatewayError::Internal(e.to_string()),
-        }
-    }
-}
-
-impl From<super::password::HashError> for GatewayError {
-    fn from(e: super::password::HashError) -> Self {
-        GatewayError::Internal(e.to_string())
-    }
-}
-
-impl From<jsonwebtoken::errors::Error> for GatewayError {
-    fn from(e: jsonwebtoken::errors::Error) -> Self {
-        GatewayError::Internal(format!("signing a token: {e}"))
-    }
-}
 
 /// Answers one endpoint request. The body must arrive within `read_timeout`.
 pub async fn serve(
@@ -100,11 +32,11 @@ pub async fn serve(
     req: Request<Incoming>,
     read_timeout: Duration,
     stats: &RequestStats,
-) -> Result<Response<ResponseBody>, GatewayError> {
+) -> Result<Response<ResponseBody>, AccountError> {
     let allowed = endpoint.method();
     let head = allowed == Method::GET && req.method() == Method::HEAD;
     if req.method() != allowed && !head {
-        return Err(GatewayError::MethodNotAllowed(vec![allowed]));
+        return Err(AccountError::Method(allowed));
     }
     if endpoint == Endpoint::Jwks {
         return Ok(json_response(
@@ -130,7 +62,7 @@ pub async fn serve(
             let res = signin(id, &fields).await;
             id.metrics.signin(match &res {
                 Ok(_) => SigninOutcome::Success,
-                Err(GatewayError::Throttled(_)) => SigninOutcome::Throttled,
+                Err(AccountError::Throttled(_)) => SigninOutcome::Throttled,
                 Err(_) => SigninOutcome::Failure,
             });
             res
@@ -141,22 +73,22 @@ pub async fn serve(
     }
 }
 
-async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, GatewayError> {
-    pipeline::check_declared_length(req.headers(), MAX_BODY as u64)?;
+async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, AccountError> {
+    check_declared_length(req.headers(), MAX_BODY as u64)?;
     let read = Limited::new(req.into_body(), MAX_BODY).collect();
     match tokio::time::timeout(timeout, read).await {
-        Err(_) => Err(GatewayError::RequestTimeout),
+        Err(_) => Err(AccountError::BodyTimeout),
         Ok(Ok(body)) => Ok(body.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge(MAX_BODY as u64))
+            Err(BodyTooLarge(MAX_BODY as u64).into())
         }
-        Ok(Err(_)) => Err(GatewayError::InvalidInput(
+        Ok(Err(_)) => Err(AccountError::InvalidInput(
             "the request body could not be read".into(),
         )),
     }
 }
 
-async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, AccountError> {
     let email = f.email()?;
     let password = f.password()?;
     let first_name = f.name("firstName")?;
@@ -166,7 +98,7 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Gat
     // checks again, atomically.
     let probe = email.clone();
     if id.store(move |s| s.email_taken(&probe)).await? {
-        return Err(GatewayError::EmailTaken);
+        return Err(AccountError::EmailTaken);
     }
     let now = now_unix();
     let user = User {
@@ -185,13 +117,13 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Gat
     Ok(tokens_response(StatusCode::CREATED, &issued))
 }
 
-async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, AccountError> {
     // No syntax check here: a malformed email is just an unknown one.
     let email = f.string("email")?.trim().to_lowercase();
     let password = f.password()?;
     id.throttle
         .begin(&email, Instant::now())
-        .map_err(|wait| GatewayError::Throttled(retry_after_secs(wait)))?;
+        .map_err(|wait| AccountError::Throttled(retry_after_secs(wait)))?;
     let probe = email.clone();
     let user = id.store(move |s| s.user_by_email(&probe)).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -199,7 +131,7 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Gat
     // Unknown, wrong and disabled all took one hash and look the same.
     let user = match user {
         Some(user) if matches && !user.disabled => user,
-        _ => return Err(GatewayError::WrongCredentials),
+        _ => return Err(AccountError::WrongCredentials),
     };
     id.throttle.succeeded(&email);
     let now = now_unix();
@@ -208,11 +140,11 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Gat
     Ok(tokens_response(StatusCode::OK, &issued))
 }
 
-async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, AccountError> {
     let claims = id
         .tokens
         .verify_refresh(f.string("refreshToken")?)
-        .ok_or(GatewayError::RefreshRejected)?;
+        .ok_or(AccountError::RefreshRejected)?;
     let now = now_unix();
     let next_jti = new_id();
     let expires_at = id.tokens.refresh_expiry(now);
@@ -227,11 +159,11 @@ async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ga
     Ok(tokens_response(StatusCode::OK, &issued))
 }
 
-async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, GatewayError> {
+async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, AccountError> {
     let claims = id
         .tokens
         .verify_refresh(f.string("refreshToken")?)
-        .ok_or(GatewayError::RefreshRejected)?;
+        .ok_or(AccountError::RefreshRejected)?;
     let now = now_unix();
     let (sid, user_id, jti) = (claims.sid.clone(), claims.sub, claims.jti);
     let presented = id
@@ -246,7 +178,7 @@ async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ga
 }
 
 /// The user a presented refresh token belongs to, if the session took it.
-fn accepted(id: &Identity, presented: Presented, sid: &str) -> Result<User, GatewayError> {
+fn accepted(id: &Identity, presented: Presented, sid: &str) -> Result<User, AccountError> {
     match presented {
         Presented::Current(user) => Ok(user),
         Presented::Reused => {
@@ -255,9 +187,9 @@ fn accepted(id: &Identity, presented: Presented, sid: &str) -> Result<User, Gate
                 sid,
                 "a rotated refresh token was presented again: session revoked"
             );
-            Err(GatewayError::RefreshRejected)
+            Err(AccountError::RefreshRejected)
         }
-        Presented::Dead => Err(GatewayError::RefreshRejected),
+        Presented::Dead => Err(AccountError::RefreshRejected),
     }
 }
 
@@ -266,7 +198,7 @@ fn new_session(
     id: &Identity,
     user: &User,
     now: u64,
-) -> Result<(String, Issued, Session), GatewayError> {
+) -> Result<(String, Issued, Session), AccountError> {
     let sid = new_id();
     let issued = id.tokens.issue(user, &sid, new_id(), now)?;
     let session = Session {

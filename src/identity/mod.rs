@@ -4,33 +4,33 @@
 //! once and lives as long as the process (its path needs a restart to
 //! change); an `Identity` is built from each config version over it.
 
-pub mod admin;
 pub mod endpoints;
+pub mod error;
 pub mod input;
 pub mod keys;
 pub mod password;
 pub mod records;
-pub mod signing;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod users_cli;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use signing::SigningKeys;
+use crate::auth::jwt::SigningKeys;
 
-use crate::authorizer::{self, Authorizer, Revoked};
+use crate::auth::{self, Authorizer, Revoked};
 use crate::config::{Algorithm, Auth};
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 use password::Passwords;
 use store::{Store, StoreError};
 use throttle::Throttle;
 use tokens::{TokenSettings, Tokens};
 
-pub use endpoints::Endpoint;
+pub use error::AccountError;
 
 /// Store calls running at once on blocking threads. redb runs one write
 /// transaction at a time anyway; this keeps a burst from parking hundreds of
@@ -48,7 +48,7 @@ pub enum IdentityError {
     #[error("auth.{0}.algorithm: refresh tokens are HS256 only (only the gateway reads them)")]
     Algorithm(&'static str),
     #[error(transparent)]
-    Signing(#[from] signing::SigningError),
+    Signing(#[from] crate::auth::jwt::SigningError),
 }
 
 /// What outlives a reload: the open store (changing its path needs a
@@ -132,7 +132,7 @@ impl Identity {
             leeway,
         });
         let authorizer = Authorizer::new(
-            authorizer::Settings {
+            auth::Settings {
                 issuer: &auth.issuer,
                 keys: access.clone(),
                 leeway: auth.leeway,
@@ -196,7 +196,7 @@ impl Identity {
     /// Deletes sessions expired for longer than `purge_grace` and forgets
     /// their revocations.
     pub async fn purge(&self) {
-        let (now, grace) = (records::now_unix(), self.purge_grace);
+        let (now, grace) = (crate::auth::jwt::now_unix(), self.purge_grace);
         match self.store(move |s| s.purge_expired(now, grace)).await {
             Ok(sids) if sids.is_empty() => {}
             Ok(sids) => {

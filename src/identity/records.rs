@@ -38,10 +38,3 @@ impl Session {
         !self.revoked && now < self.expires_at
     }
 }
-
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

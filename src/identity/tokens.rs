@@ -7,7 +7,7 @@ use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 
 use super::records::User;
-use super::signing::SigningKeys;
+use crate::auth::jwt::{SignError, SigningKeys};
 
 /// As issued; the authorizer reads them with its own, laxer struct
 /// (`authorizer::principal::AccessClaims`: email and names optional).
@@ -92,7 +92,7 @@ impl Tokens {
         sid: &str,
         refresh_jti: String,
         now: u64,
-    ) -> Result<Issued, jsonwebtoken::errors::Error> {
+    ) -> Result<Issued, SignError> {
         let access = AccessClaims {
             sub: user.id.clone(),
             email: user.email.clone(),
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn issued_refresh_tokens_verify_and_access_tokens_do_not() {
         let t = tokens(&[1; 32], &[2; 32]);
-        let now = super::super::records::now_unix();
+        let now = crate::auth::jwt::now_unix();
         let issued = t.issue(&user(), "sid-1", new_id(), now).unwrap();
         let claims = t.verify_refresh(&issued.refresh_token).unwrap();
         assert_eq!(claims.sid, "sid-1");
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn refresh_tokens_of_another_key_or_issuer_fail() {
-        let now = super::super::records::now_unix();
+        let now = crate::auth::jwt::now_unix();
         let issued = tokens(&[1; 32], &[3; 32])
             .issue(&user(), "s", new_id(), now)
             .unwrap();
@@ -198,7 +198,7 @@ mod tests {
     fn same_key_for_both_kinds_still_separates_them_by_token_use() {
         let t = tokens(&[1; 32], &[1; 32]);
         let issued = t
-            .issue(&user(), "s", new_id(), super::super::records::now_unix())
+            .issue(&user(), "s", new_id(), crate::auth::jwt::now_unix())
             .unwrap();
         assert!(t.verify_refresh(&issued.access_token).is_none());
     }

@@ -1,0 +1,188 @@
+//! The authorizer (SPEC section 6), in process: the bearer token from the
+//! `Authorization` header is verified once (algorithm pinned by config,
+//! `iss`, `exp`/`nbf` with leeway, `token_use`, required claims), its
+//! principal is cached by a hash of the token, and on every request, cached or
+//! not, the principal's expiry, its session's revocation and the route's
+//! scopes are checked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use jsonwebtoken::Validation;
+use moka::sync::Cache;
+use moka::Expiry;
+
+use super::jwt::now_unix;
+use super::principal::Principal;
+use super::revoked::Revoked;
+use crate::auth::jwt::SigningKeys;
+use crate::http::headers;
+use crate::telemetry::metrics::Metrics;
+
+/// Why a request was not authorized (SPEC section 6 maps each to 401 or 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header, another scheme, or `Bearer` with no token.
+    #[error("this route requires a bearer token")]
+    MissingToken,
+    #[error("the bearer token is invalid, expired or revoked")]
+    InvalidToken,
+    /// The route's required scopes, space separated.
+    #[error("the token lacks a scope this route requires: {0}")]
+    InsufficientScope(String),
+}
+
+/// Longer tokens are refused before any work (ours are ~600 bytes).
+const MAX_TOKEN_BYTES: usize = 4096;
+/// Invalid tokens are remembered this long, in a cache of their own so a
+/// flood of garbage cannot evict valid principals.
+const INVALID_TTL: Duration = Duration::from_secs(10);
+const INVALID_CAPACITY: u64 = 10_000;
+
+/// A token's cache key: SHA-256, so no forged token can share a valid one's entry.
+type TokenHash = [u8; 32];
+
+pub struct Authorizer {
+    keys: Arc<SigningKeys>,
+    validation: Validation,
+    leeway: u64,
+    valid: Cache<TokenHash, Arc<Principal>>,
+    invalid: Cache<TokenHash, ()>,
+    revoked: Arc<Revoked>,
+    metrics: Arc<Metrics>,
+}
+
+pub struct Settings<'a> {
+    pub issuer: &'a str,
+    pub keys: Arc<SigningKeys>,
+    pub leeway: Duration,
+    pub cache_ttl: Duration,
+    pub cache_capacity: u64,
+}
+
+/// A valid principal lives in the cache for `min(cache_ttl, time to exp)`.
+struct UntilExpiry {
+    cache_ttl: Duration,
+}
+
+impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        p: &Arc<Principal>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = Duration::from_secs(p.exp.saturating_sub(now_unix()));
+        Some(self.cache_ttl.min(left))
+    }
+}
+
+impl Authorizer {
+    pub fn new(s: Settings<'_>, revoked: Arc<Revoked>, metrics: Arc<Metrics>) -> Authorizer {
+        Authorizer {
+            validation: s.keys.validation(s.issuer, s.leeway.as_secs()),
+            keys: s.keys,
+            leeway: s.leeway.as_secs(),
+            valid: Cache::builder()
+                .max_capacity(s.cache_capacity)
+                .expire_after(UntilExpiry {
+                    cache_ttl: s.cache_ttl,
+                })
+                .build(),
+            invalid: Cache::builder()
+                .max_capacity(INVALID_CAPACITY)
+                .time_to_live(INVALID_TTL)
+                .build(),
+            revoked,
+            metrics,
+        }
+    }
+
+    /// The principal of the request's bearer token, if it may use a route
+    /// requiring `scopes`.
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+    ) -> Result<Arc<Principal>, AuthError> {
+        let token = bearer_token(headers)?;
+        let principal = self.principal(token)?;
+        let now = now_unix();
+        if principal.exp.saturating_add(self.leeway) <= now || self.revoked.contains(&principal.sid)
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        if !principal.has_all(scopes) {
+            return Err(AuthError::InsufficientScope(scopes.join(" ")));
+        }
+        Ok(principal)
+    }
+
+    /// Verified principal from the cache, or verify and cache the outcome.
+    fn principal(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let key = token_hash(token);
+        if let Some(p) = self.valid.get(&key) {
+            self.metrics.authorizer_cache_hits.inc();
+            return Ok(p);
+        }
+        self.metrics.authorizer_cache_misses.inc();
+        if self.invalid.contains_key(&key) {
+            return Err(AuthError::InvalidToken);
+        }
+        match self.verify(token) {
+            Some(p) => {
+                let p = Arc::new(p);
+                self.valid.insert(key, p.clone());
+                Ok(p)
+            }
+            None => {
+                self.invalid.insert(key, ());
+                Err(AuthError::InvalidToken)
+            }
+        }
+    }
+
+    fn verify(&self, token: &str) -> Option<Principal> {
+        let claims: super::principal::AccessClaims = self.keys.verify(token, &self.validation)?;
+        if claims.token_use != "access" {
+            return None;
+        }
+        Principal::from_claims(claims)
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+/// No header, another scheme or an empty token: 401 without `error`; several
+/// `Authorization` headers, or a token that cannot be one: `invalid_token`.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(&headers::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthError::InvalidToken);
+    }
+    let value = value.to_str().map_err(|_| AuthError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::MissingToken);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    if token.len() > MAX_TOKEN_BYTES
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+    {
+        return Err(AuthError::InvalidToken);
+    }
+    Ok(token)
+}
+
+fn token_hash(token: &str) -> TokenHash {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

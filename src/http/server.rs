@@ -1,0 +1,153 @@
+//! The plain and HTTPS listeners: the accept loop, the TLS handshake, one
+//! task per connection (HTTP/1.1 or HTTP/2, h2c on the plain listener,
+//! through hyper-util's auto builder), connection timeouts, and draining on
+//! shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Limits;
+use crate::http::body::ResponseBody;
+use crate::http::conn::{self, ClockedIo, ConnClock, ConnInfo};
+
+/// Request heads (request line and headers) larger than this get 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Shutdown signal shared by every listener and connection; connections hold
+/// a `Sender` clone each, so the receiver closes once the last one ends.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub shutdown: watch::Receiver<bool>,
+    pub alive: mpsc::Sender<()>,
+}
+
+/// What the listeners serve: the limits in force, and an answer to each request.
+pub trait Handler: Send + Sync + 'static {
+    fn limits(&self) -> Limits;
+
+    fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static;
+}
+
+/// What a listener speaks below HTTP.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(TlsAcceptor),
+}
+
+pub async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    transport: Transport,
+    gw: Arc<H>,
+    life: Lifecycle,
+) {
+    let builder = Arc::new(http_builder());
+    let mut shutdown = life.shutdown.clone();
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Arc::new(ConnInfo {
+            client,
+            client_ip: HeaderValue::from_str(&client.ip().to_string())
+                .expect("an IP address is a valid header value"),
+            proto: match transport {
+                Transport::Plain => "http",
+                Transport::Tls(_) => "https",
+            },
+            clock: ConnClock::new(),
+            alive: life.alive.clone(),
+        });
+        let (gw, builder, life) = (gw.clone(), builder.clone(), life.clone());
+        match &transport {
+            Transport::Plain => {
+                tokio::spawn(connection(stream, conn, gw, builder, life));
+            }
+            Transport::Tls(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    // The handshake counts against the first head's deadline.
+                    let limit = gw.limits().header_timeout;
+                    match tokio::time::timeout(limit, handshake).await {
+                        Ok(Ok(tls)) => connection(tls, conn, gw, builder, life).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(client = %conn.client, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().max_buf_size(MAX_HEAD);
+    b.http2()
+        .max_header_list_size(MAX_HEAD as u32)
+        .timer(TokioTimer::new());
+    b
+}
+
+async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static, H: Handler>(
+    stream: T,
+    conn: Arc<ConnInfo>,
+    gw: Arc<H>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    life: Lifecycle,
+) {
+    let limits = gw.limits();
+    let io = TokioIo::new(ClockedIo::new(stream, conn.clock.clone()));
+    let expired = conn::expired(
+        conn.clock.clone(),
+        limits.header_timeout,
+        limits.idle_timeout,
+    );
+    let service = {
+        let conn = conn.clone();
+        service_fn(move |req| {
+            let answer = gw.clone().handle(conn.clone(), req);
+            async move { Ok::<_, Infallible>(answer.await) }
+        })
+    };
+    let serving = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(serving, expired);
+    let mut shutdown = life.shutdown;
+    tokio::select! {
+        _ = serving.as_mut() => return,
+        // Dropping the connection closes the socket.
+        _ = &mut expired => return,
+        _ = shutdown.changed() => {}
+    }
+    // Shutdown: finish requests in flight (their responses say `Connection:
+    // close`), close idle keep-alive connections now.
+    serving.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.shutdown_timeout, serving).await;
+}

@@ -1,0 +1,51 @@
+//! `AccountError`: why a built-in endpoint refused or failed. The status of
+//! each is chosen in `proxy::error`, with every other failure's.
+
+use super::password::HashError;
+use super::store::StoreError;
+use crate::auth::jwt::SignError;
+use crate::http::body::BodyTooLarge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The method is not the endpoint's (the `Allow` value).
+    #[error("this endpoint does not allow the method")]
+    Method(http::Method),
+    /// Malformed JSON, a missing or empty field, a rule broken; the text is the 400's message.
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    #[error(transparent)]
+    BodyTooLarge(#[from] BodyTooLarge),
+    #[error("Email already in use")]
+    EmailTaken,
+    #[error("Wrong credentials")]
+    WrongCredentials,
+    #[error("the refresh token is invalid, expired, revoked or already used")]
+    RefreshRejected,
+    /// Seconds until the sign-in window lets the email try again.
+    #[error("too many failed sign-ins for this email; retry in {0} s")]
+    Throttled(u64),
+    #[error("the user store failed")]
+    Store(#[source] StoreError),
+    #[error("password hashing failed")]
+    Hash(#[from] HashError),
+    #[error("signing a token failed")]
+    Sign(#[from] SignError),
+}
+
+impl From<super::input::Invalid> for AccountError {
+    fn from(e: super::input::Invalid) -> Self {
+        AccountError::InvalidInput(e.0)
+    }
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => AccountError::EmailTaken,
+            e => AccountError::Store(e),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The admin listener (SPEC section 8): `GET /healthz` while the process
+//! lives, `GET /readyz` once every listener serves (503 before and during
+//! shutdown), `GET /metrics` in Prometheus text format. Nothing else is
+//! served here, and none of it on the public listeners.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::http::body::ResponseBody;
+use crate::http::headers;
+use crate::proxy::error::GatewayError;
+use crate::proxy::request_id;
+use crate::proxy::state::Gateway;
+
+/// Admin clients are scrapers and probes: a connection gets this long, in all.
+const CONNECTION_LIMIT: Duration = Duration::from_secs(60);
+
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let res = answer(&gw, &req);
+                async move { Ok::<_, Infallible>(res) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+        });
+    }
+}
+
+fn answer(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let mut res = route(gw, req);
+    let id = request_id::keep_or_generate(req.headers());
+    res.headers_mut().insert(&headers::X_REQUEST_ID, id);
+    res
+}
+
+fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let known = ["/healthz", "/readyz", "/metrics"].contains(&req.uri().path());
+    if !known {
+        return GatewayError::NotFound.into_response();
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return GatewayError::MethodNotAllowed(vec![Method::GET, Method::HEAD]).into_response();
+    }
+    match req.uri().path() {
+        "/healthz" => json(r#"{"status":"ok"}"#),
+        "/readyz" if gw.ready.load(Ordering::Relaxed) => json(r#"{"status":"ready"}"#),
+        "/readyz" => GatewayError::NotReady.into_response(),
+        _ => {
+            let mut res = Response::new(ResponseBody::full(Bytes::from(gw.metrics.render())));
+            res.headers_mut().insert(
+                &headers::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            res
+        }
+    }
+}
+
+fn json(body: &'static str) -> Response<ResponseBody> {
+    let mut res = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = StatusCode::OK;
+    res.headers_mut().insert(
+        &headers::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}

@@ -1,0 +1,351 @@
+//! The one path a request takes. `handle` wraps: one state snapshot, the
+//! request's context, the error mapping, decoration and the record. `run`
+//! is the linear sequence of stages, one call each; every stage returns a
+//! value, and an early answer (a preflight) comes back as one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use crate::auth::{AuthError, Principal};
+use crate::config::{AuthMode, Endpoint, Limits, Route, Target, UpstreamProtocol, UpstreamTarget};
+use crate::http::body::{check_declared_length, ResponseBody};
+use crate::http::conn::ConnInfo;
+use crate::http::head;
+use crate::http::headers;
+use crate::http::server::Handler;
+use crate::identity::endpoints;
+use crate::proxy::ctx::RequestCtx;
+use crate::proxy::error::GatewayError;
+use crate::proxy::route::{self, Match};
+use crate::proxy::state::{Gateway, GatewayState};
+use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
+use crate::proxy::{cors, decorate, echo, rewrite, websocket};
+
+impl Handler for Gateway {
+    fn limits(&self) -> Limits {
+        self.state.load().limits
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send + 'static {
+        handle(self, conn, req)
+    }
+}
+
+/// A response and where it came from (an upstream's needs its hop-by-hop
+/// headers removed).
+struct Answer {
+    response: Response<ResponseBody>,
+    from_upstream: bool,
+}
+
+impl Answer {
+    fn gateway(response: Response<ResponseBody>) -> Answer {
+        Answer {
+            response,
+            from_upstream: false,
+        }
+    }
+}
+
+/// Outcome of the preflight stage.
+enum Preflight<'a> {
+    /// Answered by the gateway: no authorization, no upstream.
+    Answered(Response<ResponseBody>),
+    /// Not a preflight the gateway answers; routed like any request.
+    Route(Match<'a>),
+}
+
+/// What goes upstream (or to `echo`): the rewritten head, the body, the
+/// path after `strip_prefix`, and the client's side of a WebSocket upgrade.
+struct Outgoing {
+    parts: Parts,
+    body: Incoming,
+    path_and_query: String,
+    upgrade: Option<OnUpgrade>,
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let in_flight = conn.clock.request_started();
+    let state = gw.state.load_full();
+    let log = state.log.access.then_some(state.log.format);
+    let global = cors::Decoration::of(state.cors.clone(), req.headers());
+    let mut ctx = RequestCtx::new(&req, conn.client, global, log, gw.metrics.clone());
+    let answer = match run(&gw, &state, &conn, &mut ctx, req).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::gateway(refuse(&ctx, e)),
+    };
+    let mut res = answer.response;
+    decorate::response(&mut res, &ctx.request_id, answer.from_upstream);
+    cors::decorate(&mut res, &ctx.cors);
+    let status = res.status().as_u16();
+    res.body_mut().on_complete(ctx.finish(status));
+    res.body_mut().hold(in_flight);
+    res
+}
+
+async fn run(
+    gw: &Gateway,
+    state: &GatewayState,
+    conn: &ConnInfo,
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Answer, GatewayError> {
+    head::check(&req, conn.clock.take_framing_conflict())?;
+    ctx.path = route::normalize(req.uri().path())?;
+    let found = match preflight(state, ctx, &req)? {
+        Preflight::Answered(res) => return Ok(Answer::gateway(res)),
+        Preflight::Route(found) => found,
+    };
+    let route = select(state, ctx, &req, found)?;
+    // Rate limits keyed by the client go here: before the token is verified.
+    let principal = authorize(state, route, req.headers())?;
+    ctx.principal = principal.as_ref().map(|p| p.sub.clone());
+    // Rate limits keyed by the principal go here.
+    match &route.target {
+        Target::Builtin(endpoint) => builtin(state, ctx, *endpoint, req).await,
+        Target::Echo => {
+            let out = outgoing(state, conn, ctx, route, principal.as_deref(), req)?;
+            Ok(Answer::gateway(echo::respond(
+                &out.parts,
+                &out.path_and_query,
+            )))
+        }
+        Target::Upstream(targets) => {
+            let out = outgoing(state, conn, ctx, route, principal.as_deref(), req)?;
+            forward(gw, state, conn, ctx, route, targets, out).await
+        }
+    }
+}
+
+/// A failure's response; our own and the upstream's failures are logged
+/// with their causes, the client's at debug.
+fn refuse(ctx: &RequestCtx, e: GatewayError) -> Response<ResponseBody> {
+    let id = ctx.request_id.to_str().unwrap_or_default();
+    match e.is_client_fault() {
+        true => tracing::debug!(request_id = id, error = %e.chain(), "request refused"),
+        false => tracing::warn!(request_id = id, error = %e.chain(), "request failed"),
+    }
+    e.into_response()
+}
+
+/// The preflight stage: an `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method` for a route with a CORS policy is
+/// answered here. Any other request is matched for its own method.
+fn preflight<'s>(
+    state: &'s GatewayState,
+    ctx: &mut RequestCtx,
+    req: &Request<Incoming>,
+) -> Result<Preflight<'s>, GatewayError> {
+    let Some(requested) = cors::preflight_method(req.method(), req.headers()) else {
+        return Ok(Preflight::Route(
+            state.routes.lookup(&ctx.path, req.method()),
+        ));
+    };
+    let route = match state.routes.lookup(&ctx.path, &requested) {
+        Match::Found(route) => route,
+        Match::MethodNotAllowed(_) if state.cors.is_some() => {
+            ctx.cors = refused(state.cors.clone());
+            return Err(cors::CorsRefusal::Method.into());
+        }
+        Match::MethodNotAllowed(_) => {
+            return Ok(Preflight::Route(
+                state.routes.lookup(&ctx.path, req.method()),
+            ))
+        }
+        Match::NotFound => return Err(GatewayError::NotFound),
+    };
+    let Some(policy) = cors::route_policy(route, state.cors.as_ref()) else {
+        // `cors: off`: the `OPTIONS` is the route's like any method.
+        return Ok(Preflight::Route(
+            state.routes.lookup(&ctx.path, req.method()),
+        ));
+    };
+    ctx.route = Some(route.name.clone());
+    match cors::preflight(&policy, req.headers(), &requested, |m| route.allows(m)) {
+        Ok(res) => {
+            ctx.cors = cors::Decoration::None;
+            Ok(Preflight::Answered(res))
+        }
+        Err(refusal) => {
+            ctx.cors = cors::Decoration::Refused(policy);
+            Err(refusal.into())
+        }
+    }
+}
+
+fn refused(policy: Option<Arc<crate::config::CorsPolicy>>) -> cors::Decoration {
+    policy.map_or(cors::Decoration::None, cors::Decoration::Refused)
+}
+
+/// The route stage: the matched route, its CORS policy for the response.
+fn select<'s>(
+    state: &GatewayState,
+    ctx: &mut RequestCtx,
+    req: &Request<Incoming>,
+    found: Match<'s>,
+) -> Result<&'s Route, GatewayError> {
+    let route = match found {
+        Match::Found(route) => route,
+        Match::MethodNotAllowed(allow) => return Err(GatewayError::MethodNotAllowed(allow)),
+        Match::NotFound => return Err(GatewayError::NotFound),
+    };
+    ctx.route = Some(route.name.clone());
+    ctx.cors = cors::Decoration::of(
+        cors::route_policy(route, state.cors.as_ref()),
+        req.headers(),
+    );
+    Ok(route)
+}
+
+/// The principal a protected route runs as. A route requiring a token with
+/// no identity service cannot exist (config validation), but fails closed.
+fn authorize(
+    state: &GatewayState,
+    route: &Route,
+    h: &HeaderMap,
+) -> Result<Option<Arc<Principal>>, AuthError> {
+    match (route.auth, state.identity.as_deref()) {
+        (AuthMode::None, _) => Ok(None),
+        (AuthMode::Required, Some(id)) => id.authorizer.authorize(h, &route.scopes).map(Some),
+        (AuthMode::Required, None) => Err(AuthError::MissingToken),
+    }
+}
+
+/// A built-in endpoint; without `auth` there are none in the table.
+async fn builtin(
+    state: &GatewayState,
+    ctx: &RequestCtx,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+) -> Result<Answer, GatewayError> {
+    let Some(identity) = state.identity.as_deref() else {
+        return Err(GatewayError::NotFound);
+    };
+    let timeout = state.limits.header_timeout;
+    let res = endpoints::serve(identity, endpoint, req, timeout, &ctx.stats).await?;
+    Ok(Answer::gateway(res))
+}
+
+/// The rewrite stage: the head as the upstream must see it.
+fn outgoing(
+    state: &GatewayState,
+    conn: &ConnInfo,
+    ctx: &RequestCtx,
+    route: &Route,
+    principal: Option<&Principal>,
+    req: Request<Incoming>,
+) -> Result<Outgoing, GatewayError> {
+    check_declared_length(req.headers(), state.limits.max_body)?;
+    let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
+    let host = client_host(&req);
+    let upgrade = websocket::upgrade_of(&req);
+    let (mut parts, body) = req.into_parts();
+    let origin = rewrite::Origin {
+        client_ip: &conn.client_ip,
+        proto: conn.proto,
+        host,
+        request_id: &ctx.request_id,
+    };
+    rewrite::request(&mut parts.headers, &origin);
+    if let Some(p) = principal {
+        p.add_headers(&mut parts.headers);
+    }
+    let upgrade = upgrade.and_then(|value| websocket::take_upgrade(&mut parts, value));
+    Ok(Outgoing {
+        parts,
+        body,
+        path_and_query,
+        upgrade,
+    })
+}
+
+/// The forward stage: the upstream's answer, streamed back (or a WebSocket tunnel).
+async fn forward(
+    gw: &Gateway,
+    state: &GatewayState,
+    conn: &ConnInfo,
+    ctx: &mut RequestCtx,
+    route: &Route,
+    targets: &[UpstreamTarget],
+    out: Outgoing,
+) -> Result<Answer, GatewayError> {
+    let fwd = Forward {
+        targets,
+        path_and_query: &out.path_and_query,
+        timeout: route.timeout,
+        // hyper upgrades HTTP/1.1 connections only.
+        protocol: match out.upgrade {
+            Some(_) => UpstreamProtocol::Http1,
+            None => route.upstream_protocol,
+        },
+    };
+    let limit = BodyLimit {
+        max: state.limits.max_body,
+        stats: ctx.stats.clone(),
+    };
+    let answer = gw.upstreams.forward(fwd, out.parts, out.body, limit).await;
+    let answer = answer.inspect_err(|e| {
+        if let Some(kind) = e.metric_kind() {
+            gw.metrics.upstream_error(kind);
+        }
+    })?;
+    ctx.upstream = Some(answer.target.display.clone());
+    let (mut response, lease) = (answer.response, answer.lease);
+    let response = match (response.status(), out.upgrade) {
+        (StatusCode::SWITCHING_PROTOCOLS, Some(client)) => {
+            // The connection now belongs to the tunnel, never to the pool.
+            drop(lease);
+            websocket::tunnel(client, &mut response, conn.alive.clone());
+            response.map(|_| ResponseBody::full(Bytes::new()))
+        }
+        (StatusCode::SWITCHING_PROTOCOLS, None) => {
+            let e = "a 101 the request did not ask for";
+            return Err(UpstreamError::Protocol(e.into()).into());
+        }
+        _ => response.map(|b| ResponseBody::stream(UpstreamBody::new(b, route.timeout, lease))),
+    };
+    Ok(Answer {
+        response,
+        from_upstream: true,
+    })
+}
+
+/// The normalised path minus `strip_prefix`, then the original query.
+fn upstream_path(path: &str, route: &Route, query: Option<&str>) -> String {
+    let stripped = match &route.strip_prefix {
+        Some(prefix) => match path.strip_prefix(prefix.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        },
+        None => path,
+    };
+    match query {
+        Some(q) => format!("{stripped}?{q}"),
+        None => stripped.to_string(),
+    }
+}
+
+/// The host the client asked for: `Host`, else the request target's authority (HTTP/2).
+fn client_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    match req.headers().get(&headers::HOST) {
+        Some(h) => Some(h.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
+}

@@ -1,0 +1,130 @@
+//! What a request reads: one immutable `GatewayState` snapshot per request,
+//! held in an `ArcSwap` so a reload can replace it without stopping traffic.
+//! What outlives snapshots (the upstream pool, the open user store, the
+//! certificate slot, the metrics, the bound addresses) lives in `Gateway`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, CorsPolicy, Endpoint, Limits, Log, Route};
+use crate::http::tls::CertResolver;
+use crate::identity::{Identity, IdentityError, UserStore};
+use crate::proxy::route::RouteTable;
+use crate::proxy::upstream::Upstreams;
+use crate::telemetry::metrics::Metrics;
+
+pub struct GatewayState {
+    pub routes: RouteTable,
+    pub limits: Limits,
+    pub log: Log,
+    /// The global CORS policy, for requests no route's own policy covers.
+    pub cors: Option<Arc<CorsPolicy>>,
+    /// The built-in endpoints and the authorizer; `None` without `auth`.
+    pub identity: Option<Arc<Identity>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("auth: {0}")]
+    Identity(#[from] IdentityError),
+    #[error(
+        "{0}: `auth` was added, but the user store is opened at start only; restart the gateway"
+    )]
+    NoStore(String),
+}
+
+impl GatewayState {
+    /// The state `config` describes over the running gateway's store;
+    /// `previous` lends what a reload should not reset (see `Identity::build`).
+    /// Blocking (key files, a bcrypt hash): call it off the runtime.
+    pub fn build(
+        config: &Config,
+        users: Option<&Arc<UserStore>>,
+        metrics: &Arc<Metrics>,
+        previous: Option<&GatewayState>,
+    ) -> Result<GatewayState, StateError> {
+        let identity = match (&config.auth, users) {
+            (None, _) => None,
+            (Some(auth), Some(users)) => Some(Arc::new(Identity::build(
+                auth,
+                users.clone(),
+                metrics.clone(),
+                previous.and_then(|p| p.identity.as_deref()),
+            )?)),
+            (Some(_), None) => return Err(StateError::NoStore(config.file.display().to_string())),
+        };
+        Ok(GatewayState {
+            routes: RouteTable::new(routes(config, identity.is_some())),
+            limits: config.limits,
+            log: config.log,
+            cors: config.cors.clone(),
+            identity,
+        })
+    }
+}
+
+/// The configured routes, and the built-in endpoints when `auth` is set.
+fn routes(config: &Config, builtins: bool) -> Vec<Route> {
+    let mut routes = config.routes.clone();
+    if builtins {
+        routes.extend(Endpoint::ALL.map(Endpoint::route));
+    }
+    routes
+}
+
+/// What start-up fixed: a reload that changes one of these is told it needs a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub file: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub tls_listen: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub store: Option<PathBuf>,
+}
+
+impl Boot {
+    pub fn of(config: &Config) -> Boot {
+        Boot {
+            file: config.file.clone(),
+            listen: config.listen,
+            tls_listen: config.tls.as_ref().map(|t| t.listen),
+            admin: config.admin,
+            store: config.auth.as_ref().map(|a| a.store.clone()),
+        }
+    }
+
+    /// The settings `next` changes that only a restart applies.
+    pub fn needs_restart(&self, next: &Boot) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.listen != next.listen {
+            changed.push("listen");
+        }
+        if self.tls_listen != next.tls_listen {
+            changed.push("tls.listen");
+        }
+        if self.admin != next.admin {
+            changed.push("admin.listen");
+        }
+        if self.store.is_some() && next.store.is_some() && self.store != next.store {
+            changed.push("auth.store");
+        }
+        changed
+    }
+}
+
+pub struct Gateway {
+    pub state: ArcSwap<GatewayState>,
+    pub upstreams: Upstreams,
+    pub metrics: Arc<Metrics>,
+    /// The user store opened at start; `None` without `auth` then.
+    pub users: Option<Arc<UserStore>>,
+    /// The HTTPS listener's certificate; `None` without `tls` at start.
+    pub cert: Option<Arc<CertResolver>>,
+    pub boot: Boot,
+    /// `/readyz`: set once every listener serves, cleared at shutdown.
+    pub ready: AtomicBool,
+}

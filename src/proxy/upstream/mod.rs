@@ -1,0 +1,14 @@
+//! Upstream side: `pool` owns connections (connect, reuse, idle expiry),
+//! `body` streams the answer back under the route's silence timeout,
+//! `forward` picks a target and sends a request on a pooled connection,
+//! `error` says which side failed and how.
+
+mod body;
+mod error;
+mod forward;
+mod pool;
+
+pub use body::UpstreamBody;
+pub use error::UpstreamError;
+pub use forward::{BodyLimit, Forward, Upstreams};
+pub use pool::Lease;
