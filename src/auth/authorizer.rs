@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use jsonwebtoken::Validation;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::jwt::now_unix;
+use super::jwt::{now_unix, Rules};
 use super::principal::Principal;
 use super::revoked::Revoked;
 use crate::auth::jwt::SigningKeys;
@@ -45,7 +44,7 @@ type TokenHash = [u8; 32];
 
 pub struct Authorizer {
     keys: Arc<SigningKeys>,
-    validation: Validation,
+    validation: Rules,
     leeway: u64,
     valid: Cache<TokenHash, Arc<Principal>>,
     invalid: Cache<TokenHash, ()>,

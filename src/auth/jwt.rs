@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 
 use crate::config::Algorithm as Alg;
 
+/// What a token must pass besides its signature (built by `SigningKeys::validation`).
+pub struct Rules(Validation);
+
 /// Signing a token failed (a key the library refused, claims that do not serialise).
 #[derive(Debug, thiserror::Error)]
 #[error("signing a token: {0}")]
@@ -145,14 +148,14 @@ impl SigningKeys {
 
     /// What every token of these keys must pass: this algorithm only (never
     /// the token's choice), `iss`, `exp` and `nbf` with `leeway` seconds.
-    pub fn validation(&self, issuer: &str, leeway: u64) -> Validation {
+    pub fn validation(&self, issuer: &str, leeway: u64) -> Rules {
         let mut v = Validation::new(self.algorithm);
         v.set_issuer(&[issuer]);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         v.validate_nbf = true;
         v.validate_aud = false;
         v.leeway = leeway;
-        v
+        Rules(v)
     }
 
     /// The claims of a token signed by one of these keys (the one its `kid`
@@ -160,12 +163,12 @@ impl SigningKeys {
     pub fn verify<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
-        validation: &Validation,
+        rules: &Rules,
     ) -> Option<T> {
         let kid = strict_header(token)?.kid;
         let key = self.for_kid(kid.as_deref())?;
         Some(
-            jsonwebtoken::decode::<T>(token, key, validation)
+            jsonwebtoken::decode::<T>(token, key, &rules.0)
                 .ok()?
                 .claims,
         )

@@ -8,18 +8,8 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::model::{AuthMode, Route, RouteCors, Target, UpstreamProtocol};
+use super::model::{AuthMode, Endpoint, Route, RouteCors, Target, UpstreamProtocol};
 use super::template::Template;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Signup,
-    Signin,
-    RefreshToken,
-    Signout,
-    /// `GET /.well-known/jwks.json`: the public keys of access tokens.
-    Jwks,
-}
 
 impl Endpoint {
     pub const ALL: [Endpoint; 5] = [

@@ -15,7 +15,6 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use builtin::Endpoint;
 pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::*;
 pub use template::Template;

@@ -158,7 +158,18 @@ pub enum Target {
     Upstream(Vec<UpstreamTarget>),
     Echo,
     /// A built-in endpoint (added to the table when `auth` is set).
-    Builtin(super::builtin::Endpoint),
+    Builtin(Endpoint),
+}
+
+/// The built-in endpoints (`config::builtin` says where each is served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Signup,
+    Signin,
+    RefreshToken,
+    Signout,
+    /// `GET /.well-known/jwks.json`: the public keys of access tokens.
+    Jwks,
 }
 
 /// One `http://` or `https://` upstream; its path, if any, prefixes forwarded paths.

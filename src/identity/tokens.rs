@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 
 use super::records::User;
-use crate::auth::jwt::{SignError, SigningKeys};
+use crate::auth::jwt::{Rules, SignError, SigningKeys};
 
 /// As issued; the authorizer reads them with its own, laxer struct
 /// (`authorizer::principal::AccessClaims`: email and names optional).
@@ -54,7 +53,7 @@ pub struct Tokens {
     refresh: SigningKeys,
     access_ttl: u64,
     refresh_ttl: u64,
-    refresh_validation: Validation,
+    refresh_validation: Rules,
 }
 
 pub struct TokenSettings<'a> {
@@ -190,7 +189,7 @@ mod tests {
             .verify_refresh(&issued.refresh_token)
             .is_none());
         let mut other = tokens(&[1; 32], &[3; 32]);
-        other.refresh_validation.set_issuer(&["someone-else"]);
+        other.refresh_validation = other.refresh.validation("someone-else", 0);
         assert!(other.verify_refresh(&issued.refresh_token).is_none());
     }
 
