@@ -7,7 +7,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import finish_summary, medians, read_meta  # noqa: E402
 
-NAMES = ["upstream", "gateway-none", "gateway-cached", "gateway-miss", "haproxy"]
+NAMES = ["upstream", "gateway-none", "gateway-cached", "gateway-miss", "haproxy",
+         "prev-none", "prev-cached"]
 
 
 def main(outdir):
@@ -31,6 +32,8 @@ def main(outdir):
         "|---|---:|---:|---:|",
     ]
     for n in NAMES:
+        if n.startswith("prev-") and not res.get(n):
+            continue
         lines.append(f"| {n} | {fmt(g(n, 'rps'))} | {fmt(g(n, 'p99_ms'), '{:.1f} ms')} | {fmt(g(n, 'cpu_us'), '{:.1f} µs')} |")
     lines += [
         "",

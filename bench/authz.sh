@@ -6,6 +6,7 @@
 # or thread, wrk and the upstream on BENCH_LOAD_CPU, logging off for all.
 # Settings as for run.sh (BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS,
 # BENCH_BUILD, GATEWAY_BIN, BENCH_RESULTS_DIR); BENCH_CONNECTIONS is one count (64).
+# GATEWAY_PREV_BIN adds an older build (none and cached), measured in the same run.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +36,7 @@ PY
 }
 
 # The gateway, one worker pinned to the proxy CPU; NAME picks its cache size.
-start_gw() { # name port cache_capacity
+start_gw() { # name port cache_capacity [binary]
     cat >"$TMP/$1.yaml" <<YAML
 listen: 127.0.0.1:$2
 log: { access: false }
@@ -52,7 +53,7 @@ routes:
     scopes: [items:read]
 YAML
     ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
-        "$GATEWAY_BIN" serve --config "$TMP/$1.yaml" ) >"$TMP/$1.log" 2>&1 &
+        "${4:-$GATEWAY_BIN}" serve --config "$TMP/$1.yaml" ) >"$TMP/$1.log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
     wait_ready "$1" "$STARTED_PID" "$2"
@@ -112,15 +113,19 @@ main_authz() {
     make_tokens "$TMP/many.txt" "$MISS_TOKENS"
     TOKEN="$(cat "$TMP/one.txt")"
     local ports
-    read -r -a ports <<<"$(python3 "$HELPER" free-ports 4)"
+    read -r -a ports <<<"$(python3 "$HELPER" free-ports 5)"
     UPSTREAM_PORT="${ports[0]}"
     start_upstream "$UPSTREAM_PORT"
     start_gw gateway "${ports[1]}" 100000; local gw_pid="$STARTED_PID"
     start_gw gateway-miss "${ports[2]}" 1
     start_haproxy "${ports[3]}"
+    local names=(upstream gateway-none gateway-cached gateway-miss haproxy)
+    if [ -n "${GATEWAY_PREV_BIN:-}" ]; then
+        start_gw gateway-prev "${ports[4]}" 100000 "$GATEWAY_PREV_BIN"
+        names+=(prev-none prev-cached)
+    fi
 
     local base="http://127.0.0.1" round k
-    local names=(upstream gateway-none gateway-cached gateway-miss haproxy)
     for ((round = 1; round <= ROUNDS; round++)); do
         for ((k = 0; k < ${#names[@]}; k++)); do
             case "${names[$(((k + round - 1) % ${#names[@]}))]}" in
@@ -132,6 +137,9 @@ main_authz() {
                     "$base:${ports[2]}/authed$BENCH_PATH" -s "$BENCH_DIR/tokens.lua" ;;
                 haproxy) measure haproxy "$round" "$base:${ports[3]}$BENCH_PATH" \
                     -H "Authorization: Bearer $TOKEN" ;;
+                prev-none) measure prev-none "$round" "$base:${ports[4]}$BENCH_PATH" ;;
+                prev-cached) measure prev-cached "$round" "$base:${ports[4]}/authed$BENCH_PATH" \
+                    -H "Authorization: Bearer $TOKEN" ;;
             esac
         done
     done
@@ -140,6 +148,7 @@ main_authz() {
 date=$(date '+%F %T %Z')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 gateway=$GATEWAY_BIN, source $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), GATEWAY_WORKERS=1
+previous=${GATEWAY_PREV_BIN:-none}
 haproxy=$(haproxy -v | head -n1 | awk '{print $3}'), nbthread 1
 connections=$CONNS
 duration=$DURATION

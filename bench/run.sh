@@ -12,6 +12,7 @@
 #   BENCH_BUILD        auto: cargo build --release only if the binary is missing;
 #                      1: always build; 0: never build (gateway skipped if missing)
 #   GATEWAY_BIN        gateway binary (target/release/gateway)
+#   GATEWAY_PREV_BIN   an older gateway build, measured in the same run as `previous`
 #   BENCH_PROXY_CPU    CPU for the proxy under test (0)
 #   BENCH_LOAD_CPU     CPU for wrk and the bare upstream (1)
 #   BENCH_RESULTS_DIR  output folder (bench/results/<YYYY-MM-DD>-<host>)
@@ -29,7 +30,7 @@ WARMUP="${BENCH_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64 256}"
 THREADS="${BENCH_THREADS:-1}"
 ROUNDS="${BENCH_ROUNDS:-3}"
-CONTENDERS="${BENCH_CONTENDERS:-upstream gateway nginx}"
+CONTENDERS="${BENCH_CONTENDERS:-upstream gateway nginx${GATEWAY_PREV_BIN:+ previous}}"
 BUILD="${BENCH_BUILD:-auto}"
 GATEWAY_BIN="${GATEWAY_BIN:-$ROOT/target/release/gateway}"
 case "$GATEWAY_BIN" in /*) ;; *) GATEWAY_BIN="$PWD/$GATEWAY_BIN" ;; esac # the gateway runs in a temp dir
@@ -215,6 +216,16 @@ start_gateway() { # port
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
     wait_ready gateway "$STARTED_PID" "$port"
+}
+
+# An older build (GATEWAY_PREV_BIN), with the same config and pinning.
+start_previous() { # port
+    gateway_yaml "$1" >"$TMP/previous.yaml"
+    ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
+        "$GATEWAY_PREV_BIN" serve --config "$TMP/previous.yaml" ) >"$TMP/previous.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    wait_ready previous "$STARTED_PID" "$1"
 }
 
 # Set-up shared by the single-scenario benchmarks (authz.sh, tls.sh): traps,
