@@ -160,18 +160,10 @@ impl SigningKeys {
 
     /// The claims of a token signed by one of these keys (the one its `kid`
     /// names) that passes `validation`.
-    pub fn verify<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        rules: &Rules,
-    ) -> Option<T> {
+    pub fn verify<T: serde::de::DeserializeOwned>(&self, token: &str, rules: &Rules) -> Option<T> {
         let kid = strict_header(token)?.kid;
         let key = self.for_kid(kid.as_deref())?;
-        Some(
-            jsonwebtoken::decode::<T>(token, key, &rules.0)
-                .ok()?
-                .claims,
-        )
+        Some(jsonwebtoken::decode::<T>(token, key, &rules.0).ok()?.claims)
     }
 
     /// The key a token's `kid` names; with HS256 (tokens without `kid`) the secret.

@@ -17,6 +17,7 @@ use crate::identity::AccountError;
 use crate::proxy::cors::CorsRefusal;
 use crate::proxy::route::PathError;
 use crate::proxy::upstream::UpstreamError;
+use crate::telemetry::metrics::UpstreamErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -77,6 +78,14 @@ impl GatewayError {
         }
     }
 
+    /// The `kind` of `gateway_upstream_errors_total` this failure counts as, if any.
+    pub fn upstream_kind(&self) -> Option<UpstreamErrorKind> {
+        if let GatewayError::Upstream(e) = self {
+            return e.metric_kind();
+        }
+        None
+    }
+
     /// Is this the client's fault (logged at debug) rather than ours or the upstream's?
     pub fn is_client_fault(&self) -> bool {
         self.status().is_client_error()
@@ -85,11 +94,9 @@ impl GatewayError {
     /// The `message` of the JSON body: our own failures keep their detail
     /// for the log and say only "internal error".
     fn message(&self) -> Cow<'static, str> {
-        match self {
-            GatewayError::Account(
-                AccountError::Store(_) | AccountError::Hash(_) | AccountError::Sign(_),
-            ) => Cow::Borrowed("internal error"),
-            e => Cow::Owned(e.to_string()),
+        match self.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            true => Cow::Borrowed("internal error"),
+            false => Cow::Owned(self.to_string()),
         }
     }
 

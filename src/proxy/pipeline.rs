@@ -85,7 +85,7 @@ pub async fn handle(
     let mut ctx = RequestCtx::new(&req, conn.client, global, log, gw.metrics.clone());
     let answer = match run(&gw, &state, &conn, &mut ctx, req).await {
         Ok(answer) => answer,
-        Err(e) => Answer::gateway(refuse(&ctx, e)),
+        Err(e) => Answer::gateway(refuse(&gw, &ctx, e)),
     };
     let mut res = answer.response;
     decorate::response(&mut res, &ctx.request_id, answer.from_upstream);
@@ -131,8 +131,11 @@ async fn run(
 }
 
 /// A failure's response; our own and the upstream's failures are logged
-/// with their causes, the client's at debug.
-fn refuse(ctx: &RequestCtx, e: GatewayError) -> Response<ResponseBody> {
+/// with their causes, the client's at debug, and upstream failures counted.
+fn refuse(gw: &Gateway, ctx: &RequestCtx, e: GatewayError) -> Response<ResponseBody> {
+    if let Some(kind) = e.upstream_kind() {
+        gw.metrics.upstream_error(kind);
+    }
     let id = ctx.request_id.to_str().unwrap_or_default();
     match e.is_client_fault() {
         true => tracing::debug!(request_id = id, error = %e.chain(), "request refused"),
@@ -296,12 +299,10 @@ async fn forward(
         max: state.limits.max_body,
         stats: ctx.stats.clone(),
     };
-    let answer = gw.upstreams.forward(fwd, out.parts, out.body, limit).await;
-    let answer = answer.inspect_err(|e| {
-        if let Some(kind) = e.metric_kind() {
-            gw.metrics.upstream_error(kind);
-        }
-    })?;
+    let answer = gw
+        .upstreams
+        .forward(fwd, out.parts, out.body, limit)
+        .await?;
     ctx.upstream = Some(answer.target.display.clone());
     let (mut response, lease) = (answer.response, answer.lease);
     let response = match (response.status(), out.upgrade) {
