@@ -105,9 +105,18 @@ impl Authorizer {
         headers: &HeaderMap,
         scopes: &[String],
     ) -> Result<Arc<Principal>, AuthError> {
+        self.authorize_at(headers, scopes, now_unix())
+    }
+
+    /// `authorize` with the clock read by the caller (tests move it on).
+    fn authorize_at(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+        now: u64,
+    ) -> Result<Arc<Principal>, AuthError> {
         let token = bearer_token(headers)?;
         let principal = self.principal(token)?;
-        let now = now_unix();
         if principal.exp.saturating_add(self.leeway) <= now || self.revoked.contains(&principal.sid)
         {
             return Err(AuthError::InvalidToken);
@@ -184,4 +193,80 @@ fn token_hash(token: &str) -> TokenHash {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"unit-test-access-secret-0123456789abcdef";
+
+    fn authorizer(leeway: u64) -> Authorizer {
+        let keys = Arc::new(SigningKeys::hs256(SECRET));
+        let settings = Settings {
+            issuer: "gateway",
+            keys,
+            leeway: Duration::from_secs(leeway),
+            cache_ttl: Duration::from_secs(300),
+            cache_capacity: 100,
+        };
+        Authorizer::new(settings, Arc::new(Revoked::new([])), Arc::new(Metrics::new()))
+    }
+
+    fn bearer(exp: u64) -> HeaderMap {
+        let now = now_unix();
+        let claims = json!({
+            "sub": "u1", "email": "a@example.com", "firstName": "A", "lastName": "B",
+            "scope": "items:read", "sid": "s1", "iss": "gateway", "iat": now,
+            "exp": exp, "jti": "j1", "token_use": "access",
+        });
+        let token = SigningKeys::hs256(SECRET).sign(&claims).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(&headers::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_cached_principal_is_refused_once_its_exp_passes() {
+        let a = authorizer(0);
+        let now = now_unix();
+        let h = bearer(now + 2);
+        assert!(a.authorize_at(&h, &[], now).is_ok(), "verified and cached");
+        assert!(a.authorize_at(&h, &[], now + 1).is_ok(), "still valid from cache");
+        assert_eq!(a.authorize_at(&h, &[], now + 2).err(), Some(AuthError::InvalidToken));
+        assert_eq!(a.metrics.authorizer_cache_hits.get(), 2, "both later looks were cache hits");
+    }
+
+    #[test]
+    fn leeway_extends_a_cached_principal_by_that_much_only() {
+        let a = authorizer(5);
+        let now = now_unix();
+        let h = bearer(now + 2);
+        assert!(a.authorize_at(&h, &[], now).is_ok());
+        assert!(a.authorize_at(&h, &[], now + 6).is_ok(), "exp + leeway not reached");
+        assert_eq!(a.authorize_at(&h, &[], now + 7).err(), Some(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn a_revoked_session_is_refused_from_cache() {
+        let a = authorizer(0);
+        let now = now_unix();
+        let h = bearer(now + 60);
+        assert!(a.authorize_at(&h, &[], now).is_ok());
+        a.revoked.insert("s1");
+        assert_eq!(a.authorize_at(&h, &[], now).err(), Some(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn scopes_are_checked_on_the_cached_principal_per_route() {
+        let a = authorizer(0);
+        let now = now_unix();
+        let h = bearer(now + 60);
+        assert!(a.authorize_at(&h, &["items:read".into()], now).is_ok());
+        assert_eq!(
+            a.authorize_at(&h, &["items:write".into()], now).err(),
+            Some(AuthError::InsufficientScope("items:write".into()))
+        );
+    }
 }
