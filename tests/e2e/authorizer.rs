@@ -260,7 +260,7 @@ async fn a_token_expiring_while_cached_is_refused_at_its_exp() {
     let (gw, _up) = setup().await;
     let c = gw.client();
     let mut short = good_claims();
-    let exp = now() + 1;
+    let exp = now() + 2;
     short["exp"] = json!(exp);
     let token = sign(&short, ACCESS_SECRET);
     assert_eq!(c.get("/any/x").bearer(&token).send().await.status, 200);
