@@ -14,6 +14,7 @@ use ring::signature::{self, KeyPair};
 use serde_json::{json, Value};
 
 use crate::harness::auth::{signup, tokens};
+use crate::harness::tools::openssl;
 use crate::harness::{Gateway, Upstream};
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -49,30 +50,22 @@ fn keypair(dir: &Path, alg: &str, name: &str) -> (PathBuf, PathBuf) {
             (pem("PRIVATE KEY", der.as_ref()), pem("PUBLIC KEY", &spki))
         }
         _ => {
-            let key = dir.join(format!("{name}.key"));
-            let ok = Command::new("openssl")
-                .args([
+            let key = format!("{name}.key");
+            openssl(
+                dir,
+                &[
                     "genpkey",
                     "-algorithm",
                     "RSA",
                     "-pkeyopt",
                     "rsa_keygen_bits:2048",
                     "-out",
-                ])
-                .arg(&key)
-                .output()
-                .expect("openssl is needed for RSA test keys")
-                .status
-                .success();
-            assert!(ok);
-            let public = Command::new("openssl")
-                .args(["pkey", "-pubout", "-in"])
-                .arg(&key)
-                .output()
-                .unwrap()
-                .stdout;
+                    &key,
+                ],
+            );
+            let public = openssl(dir, &["pkey", "-pubout", "-in", &key]);
             (
-                std::fs::read_to_string(&key).unwrap(),
+                std::fs::read_to_string(dir.join(&key)).unwrap(),
                 String::from_utf8(public).unwrap(),
             )
         }

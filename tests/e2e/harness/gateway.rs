@@ -224,7 +224,7 @@ impl Binary {
 
     /// Sends a signal (`TERM`, `HUP`, ...) by PID.
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
+        let sent = Command::new(super::tools::installed("kill", "procps"))
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()

@@ -7,6 +7,7 @@ mod client;
 pub mod conn;
 pub mod gateway;
 pub mod tls;
+pub mod tools;
 pub mod upstream;
 
 pub use client::{raw, raw_keepalive, read_until_close, Client, Reply, RequestBuilder};
