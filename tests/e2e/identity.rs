@@ -376,7 +376,8 @@ async fn failed_signins_past_the_limit_get_429_whatever_the_password() {
 
 #[tokio::test]
 async fn a_success_clears_the_count_and_the_window_slides() {
-    let gw = Gateway::start(&auth_yaml("  signin_limit: { failures: 2, window: 2s }")).await;
+    let gw =
+        Gateway::start(auth_config().set("auth.signin_limit", "{ failures: 2, window: 2s }")).await;
     let c = gw.client();
     signup(&c, "win@example.com").await;
     signin(&c, "win@example.com", "wrong-password")

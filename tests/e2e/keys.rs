@@ -269,7 +269,7 @@ async fn previous_keys_keep_verifying_after_a_rotation() {
 
 #[tokio::test]
 async fn hs256_gateways_publish_an_empty_key_set() {
-    let gw = Gateway::start(&crate::harness::auth::auth_yaml("")).await;
+    let gw = Gateway::start(crate::harness::auth::auth_config()).await;
     let r = gw.client().get("/.well-known/jwks.json").send().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"keys": []}));

@@ -5,33 +5,28 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{Client, Gateway, Reply};
+use super::{Client, Gateway, Reply, Yaml};
 
 pub const PASSWORD: &str = "Tr0ub4dor&3x-horse";
 
-/// A gateway with the built-in endpoints, a fast bcrypt cost and a small
-/// sign-in limit; `extra` is appended to the `auth` section.
-pub fn auth_yaml(extra: &str) -> String {
-    format!(
-        r#"listen: 127.0.0.1:0
-log: {{ access: false }}
-auth:
-  store: data/users.redb
-  issuer: test-issuer
-  bcrypt_cost: 4
-  default_scopes: [items:read, profile]
-  access_token: {{ ttl: 15m }}
-  refresh_token: {{ ttl: 7d }}
-{extra}
-routes:
-  - {{ name: pub, path: "/pub/*", echo: true, auth: none }}
-  - {{ name: me, path: /me, echo: true }}
-"#
-    )
+/// A gateway config with the built-in endpoints, a fast bcrypt cost and
+/// two echo routes, `pub` (`/pub/*`, public) and `me` (`/me`, any token).
+pub fn auth_config() -> Yaml {
+    Yaml::new()
+        .set("log.access", "false")
+        .set("auth.store", "data/users.redb")
+        .set("auth.issuer", "test-issuer")
+        .set("auth.bcrypt_cost", "4")
+        .set("auth.default_scopes", "[items:read, profile]")
+        .set("auth.access_token.ttl", "15m")
+        .set("auth.refresh_token.ttl", "7d")
+        .route("pub", r#"path: "/pub/*", echo: true, auth: none"#)
+        .route("me", "path: /me, echo: true")
 }
 
+/// `auth_config` with a small sign-in limit (3 failures a minute).
 pub async fn gateway() -> Gateway {
-    Gateway::start(&auth_yaml("  signin_limit: { failures: 3, window: 1m }")).await
+    Gateway::start(auth_config().set("auth.signin_limit", "{ failures: 3, window: 1m }")).await
 }
 
 pub fn user(email: &str) -> Value {

@@ -22,14 +22,14 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway with `yaml` (its `listen` is replaced by 127.0.0.1:0).
     /// Bound before this returns, so it is ready.
-    pub async fn start(yaml: &str) -> Gateway {
+    pub async fn start(yaml: impl std::fmt::Display) -> Gateway {
         Gateway::start_in(tempfile::tempdir().unwrap(), yaml).await
     }
 
     /// Like `start`, in a folder the test prepared (certificates, say).
-    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> Gateway {
+    pub async fn start_in(dir: tempfile::TempDir, yaml: impl std::fmt::Display) -> Gateway {
         let file = dir.path().join("gateway.yaml");
-        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
         let config =
             gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let listeners = gateway::Listeners::bind(&config).unwrap();
@@ -61,8 +61,8 @@ impl Gateway {
 
     /// Replaces the config file in one step (write beside, rename), as
     /// deploy tools do; the running gateway notices and reloads.
-    pub fn write_config(&self, yaml: &str) {
-        write_atomically(&self.file, &with_ephemeral_listen(yaml));
+    pub fn write_config(&self, yaml: impl std::fmt::Display) {
+        write_atomically(&self.file, &with_ephemeral_listen(&yaml.to_string()));
     }
 }
 
@@ -107,10 +107,10 @@ pub fn bin() -> PathBuf {
 impl Binary {
     /// Runs `gateway serve` on a copy of `yaml` with a free port, waiting for
     /// the ready line (which names the bound address).
-    pub async fn serve(yaml: &str) -> Binary {
+    pub async fn serve(yaml: impl std::fmt::Display) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.yaml");
-        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
         Binary::serve_file(&file, dir).await
     }
 

@@ -9,10 +9,12 @@ pub mod gateway;
 pub mod tls;
 pub mod tools;
 pub mod upstream;
+pub mod yaml;
 
 pub use client::{raw, raw_keepalive, read_until_close, Client, Reply, RequestBuilder};
 pub use gateway::{Binary, Gateway};
 pub use upstream::{full, Upstream};
+pub use yaml::Yaml;
 
 /// Polls `f` until it returns true or the deadline passes.
 pub async fn eventually(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
