@@ -10,7 +10,7 @@ use http::Response;
 
 use crate::harness::auth::{auth_config, signup};
 use crate::harness::gateway::with_ephemeral_listen;
-use crate::harness::{eventually, full, Binary, Client, Gateway, Upstream, Yaml};
+use crate::harness::{eventually, eventually_async, full, Binary, Client, Gateway, Upstream, Yaml};
 
 fn version(up: &Upstream, i: usize) -> String {
     format!(
@@ -21,17 +21,12 @@ fn version(up: &Upstream, i: usize) -> String {
 
 /// Polls until `path` answers `status`.
 async fn until_status(c: &Client, path: &str, status: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if c.get(path).send().await.status == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never answered {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        &format!("{path} to answer {status}"),
+        Duration::from_secs(15),
+        || async { c.get(path).send().await.status == status },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,10 +108,12 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     )
     .await;
     gw.write_config(route(&fast));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get("/probe").send().await.body != "new upstream" {
-        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
-    }
+    eventually_async(
+        "the reload to the new upstream",
+        Duration::from_secs(10),
+        || async { c.get("/probe").send().await.body == "new upstream" },
+    )
+    .await;
     let old = in_flight.await.unwrap();
     assert_eq!(old.status, 200);
     assert_eq!(old.body, "old upstream");
@@ -129,19 +126,13 @@ async fn route_and_auth_settings_apply_on_reload_without_losing_the_store() {
     let (access, _) = signup(&c, "r@example.com").await;
     assert_eq!(c.get("/me").bearer(&access).send().await.status, 200);
     gw.write_config(auth_config().set_route("me", "path: /me, echo: true, scopes: [admin]"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.get("/me").bearer(&access).send().await;
-        if r.status == 403 {
-            r.assert_error(403);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "scopes never applied"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        "the admin scope on /me to apply",
+        Duration::from_secs(10),
+        || async { c.get("/me").bearer(&access).send().await.status == 403 },
+    )
+    .await;
+    c.get("/me").bearer(&access).send().await.assert_error(403);
     // Same store, same keys: the user still signs in and the token still verifies.
     let again =
         crate::harness::auth::signin(&c, "r@example.com", crate::harness::auth::PASSWORD).await;

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::harness::{full, raw, Binary, Gateway, Upstream};
+use crate::harness::{full, raw, within, Binary, Gateway, Upstream};
 
 /// A hand-written upstream: reads a request, writes `head`, then (after
 /// `pause`) `tail`, then closes.
@@ -324,16 +324,13 @@ async fn ten_thousand_failing_requests_leak_no_descriptor() {
     assert_eq!(statuses.get(&504), Some(&2500), "{statuses:?}");
     // The clients are gone; every descriptor they and the failures used
     // must be closed again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = open_fds(gw.pid());
-        if now <= baseline {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "open descriptors: {baseline} before, {now} after 10,000 failing requests ({statuses:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let closed = within(Duration::from_secs(10), || {
+        std::future::ready(open_fds(gw.pid()) <= baseline)
+    })
+    .await;
+    assert!(
+        closed,
+        "open descriptors: {baseline} before, {} after 10,000 failing requests ({statuses:?})",
+        open_fds(gw.pid())
+    );
 }

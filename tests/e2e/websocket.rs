@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::harness::auth::{auth_config, signup};
-use crate::harness::{Gateway, Yaml};
+use crate::harness::{eventually_async, Gateway, Yaml};
 
 /// A WebSocket echo server; records each handshake's headers.
 struct EchoServer {
@@ -160,11 +160,12 @@ async fn a_tunnel_survives_a_reload() {
     let mut ws = connect(gw.addr, Some(&access)).await.unwrap();
     echo(&mut ws, Message::text("before")).await;
     gw.write_config(yaml(server.addr).route("added", "path: /added, echo: true, auth: none"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get("/added").send().await.status != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        "the reload adding /added",
+        Duration::from_secs(10),
+        || async { c.get("/added").send().await.status == 200 },
+    )
+    .await;
     echo(&mut ws, Message::text("after the reload")).await;
     // New upgrades work on the new config too.
     let mut second = connect(gw.addr, Some(&access)).await.unwrap();

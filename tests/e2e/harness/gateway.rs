@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::client::Client;
+use super::within;
 
 pub struct Gateway {
     pub addr: SocketAddr,
@@ -125,21 +126,22 @@ impl Binary {
             .unwrap();
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let ready = loop {
+        let ready_line = |text: &str| {
+            text.lines()
+                .find(|l| l.contains("gateway ready"))
+                .map(str::to_string)
+        };
+        let came = within(Duration::from_secs(20), || {
             let text = stderr.lock().unwrap().clone();
-            if let Some(line) = text.lines().find(|l| l.contains("gateway ready")) {
-                break line.to_string();
-            }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("gateway exited with {status} before ready:\n{text}");
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway not ready in time:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+            std::future::ready(ready_line(&text).is_some())
+        })
+        .await;
+        let text = stderr.lock().unwrap().clone();
+        assert!(came, "gateway not ready in time:\n{text}");
+        let ready = ready_line(&text).unwrap();
         let tls_addr = listed(&ready, "https://");
         let admin_addr = listed(&ready, "admin=http://");
         let plain = [" http://", "\"http://", "listeners=http://"]
@@ -252,18 +254,18 @@ impl Binary {
 
     /// Waits until stderr has a line containing `what`, returning that line.
     pub async fn wait_log(&self, what: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(l) = self.stderr().lines().find(|l| l.contains(what)) {
-                return l.to_string();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no log line with {what:?} in:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let line = || {
+            self.stderr()
+                .lines()
+                .find(|l| l.contains(what))
+                .map(str::to_string)
+        };
+        let came = within(Duration::from_secs(20), || {
+            std::future::ready(line().is_some())
+        })
+        .await;
+        assert!(came, "no log line with {what:?} in:\n{}", self.stderr());
+        line().unwrap()
     }
 }
 
