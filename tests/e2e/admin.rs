@@ -1,7 +1,7 @@
 //! The admin listener: health, readiness and the SPEC section 8 metrics,
 //! counted from real traffic; none of it on the public listener.
 
-use crate::harness::auth::{auth_yaml, post, signin, signup, user, PASSWORD};
+use crate::harness::auth::{auth_config, post, signin, signup, user, PASSWORD};
 use crate::harness::{Gateway, Upstream};
 
 fn with_admin(yaml: &str) -> String {
@@ -50,14 +50,18 @@ async fn metrics_count_requests_auth_and_upstream_errors() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let yaml = auth_yaml("  signin_limit: { failures: 1, window: 1m }").replace(
-        "routes:\n",
-        &format!(
-            "routes:\n  - {{ name: api, path: /api/*, upstream: {}, auth: none }}\n  - {{ name: down, path: /down, upstream: {dead_url}, auth: none }}\n",
-            up.url()
-        ),
-    );
-    let gw = Gateway::start(&with_admin(&yaml)).await;
+    let yaml = auth_config()
+        .set("admin.listen", "127.0.0.1:0")
+        .set("auth.signin_limit", "{ failures: 1, window: 1m }")
+        .route(
+            "api",
+            &format!("path: /api/*, upstream: {}, auth: none", up.url()),
+        )
+        .route(
+            "down",
+            &format!("path: /down, upstream: {dead_url}, auth: none"),
+        );
+    let gw = Gateway::start(&yaml).await;
     let c = gw.client();
     for _ in 0..3 {
         assert_eq!(c.get("/api/x").send().await.status, 200);

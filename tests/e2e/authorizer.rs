@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::harness::auth::{claims, post, signin, signup, tokens, PASSWORD};
+use crate::harness::auth::{
+    claims, hs256, mint, post, signin, signup, tokens, unix_now, Key, PASSWORD,
+};
 use crate::harness::{Gateway, Upstream};
 
 const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef";
@@ -40,39 +39,15 @@ routes:
     (Gateway::start(&yaml).await, up)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// Valid access claims (as the gateway would issue them), to be altered.
 fn good_claims() -> Value {
-    let t = now();
+    let t = unix_now();
     json!({
         "sub": "5f1a0c52-7f43-4b5e-9d0b-2a9f3f1f6c11", "email": "forger@example.com",
         "firstName": "F", "lastName": "G", "scope": "items:read admin",
         "sid": "no-such-session", "iss": "test-issuer", "iat": t, "exp": t + 600,
         "jti": "j-1", "token_use": "access"
     })
-}
-
-fn sign(claims: &Value, secret: &str) -> String {
-    encode(
-        &Header::default(),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn unsigned(header: &str, claims: &Value) -> String {
-    format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
 }
 
 #[tokio::test]
@@ -110,35 +85,43 @@ async fn every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstre
     let (gw, up) = setup().await;
     let c = gw.client();
     let (_, refresh) = signup(&c, "victim@example.com").await;
-    let good = sign(&good_claims(), ACCESS_SECRET);
+    let good = hs256(&good_claims(), ACCESS_SECRET);
     let with = |k: &str, v: Value| {
         let mut c = good_claims();
         c[k] = v;
-        sign(&c, ACCESS_SECRET)
+        hs256(&c, ACCESS_SECRET)
     };
     let without = |k: &str| {
         let mut c = good_claims();
         c.as_object_mut().unwrap().remove(k);
-        sign(&c, ACCESS_SECRET)
+        hs256(&c, ACCESS_SECRET)
     };
     let mut cases: Vec<(String, String)> = vec![
         ("garbage".into(), "garbage".into()),
         ("three dots".into(), "a.b.c".into()),
         (
             "alg none".into(),
-            unsigned(r#"{"alg":"none","typ":"JWT"}"#, &good_claims()),
+            mint(
+                r#"{"alg":"none","typ":"JWT"}"#,
+                &good_claims().to_string(),
+                Key::Unsigned,
+            ),
         ),
         (
             "alg None".into(),
-            unsigned(r#"{"alg":"None"}"#, &good_claims()),
+            mint(
+                r#"{"alg":"None"}"#,
+                &good_claims().to_string(),
+                Key::Unsigned,
+            ),
         ),
         (
             "wrong key".into(),
-            sign(&good_claims(), "another-secret-of-at-least-32-bytes!!"),
+            hs256(&good_claims(), "another-secret-of-at-least-32-bytes!!"),
         ),
-        ("refresh key".into(), sign(&good_claims(), REFRESH_SECRET)),
-        ("expired".into(), with("exp", json!(now() - 5))),
-        ("not yet valid".into(), with("nbf", json!(now() + 300))),
+        ("refresh key".into(), hs256(&good_claims(), REFRESH_SECRET)),
+        ("expired".into(), with("exp", json!(unix_now() - 5))),
+        ("not yet valid".into(), with("nbf", json!(unix_now() + 300))),
         ("wrong iss".into(), with("iss", json!("someone-else"))),
         (
             "token_use refresh".into(),
@@ -157,12 +140,19 @@ async fn every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstre
         cases.push((format!("no {k}"), without(k)));
     }
     // HS384 over the same secret: the algorithm is pinned, not read from the token.
-    let hs384 = encode(
-        &Header::new(jsonwebtoken::Algorithm::HS384),
-        &good_claims(),
-        &EncodingKey::from_secret(ACCESS_SECRET.as_bytes()),
+    let hs384 = mint(
+        r#"{"alg":"HS384","typ":"JWT"}"#,
+        &good_claims().to_string(),
+        Key::Secret(ACCESS_SECRET.as_bytes()),
+    );
+    let mut hs384_checks = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS384);
+    hs384_checks.set_issuer(&["test-issuer"]);
+    jsonwebtoken::decode::<Value>(
+        &hs384,
+        &jsonwebtoken::DecodingKey::from_secret(ACCESS_SECRET.as_bytes()),
+        &hs384_checks,
     )
-    .unwrap();
+    .expect("a well-signed HS384 token");
     cases.push(("HS384".into(), hs384));
     for (what, token) in cases {
         for _ in 0..2 {
@@ -247,7 +237,7 @@ async fn an_empty_scope_claim_still_sends_the_header() {
     let (gw, up) = setup().await;
     let mut c = good_claims();
     c["scope"] = json!("");
-    let token = sign(&c, ACCESS_SECRET);
+    let token = hs256(&c, ACCESS_SECRET);
     assert_eq!(
         gw.client().get("/any/x").bearer(&token).send().await.status,
         200
@@ -260,13 +250,13 @@ async fn a_token_expiring_while_cached_is_refused_at_its_exp() {
     let (gw, _up) = setup().await;
     let c = gw.client();
     let mut short = good_claims();
-    let exp = now() + 2;
+    let exp = unix_now() + 2;
     short["exp"] = json!(exp);
-    let token = sign(&short, ACCESS_SECRET);
+    let token = hs256(&short, ACCESS_SECRET);
     assert_eq!(c.get("/any/x").bearer(&token).send().await.status, 200);
     // The clock arithmetic itself is unit-tested (auth::authorizer); here
     // only the wire: wait for the second `exp` names, no fixed sleep.
-    crate::harness::eventually("exp to pass", Duration::from_secs(3), || now() >= exp).await;
+    crate::harness::eventually("exp to pass", Duration::from_secs(3), || unix_now() >= exp).await;
     let r = c.get("/any/x").bearer(&token).send().await;
     r.assert_error(401);
     assert_eq!(r.header("www-authenticate"), Some(INVALID));

@@ -2,9 +2,9 @@
 //! `tests/browser/cors.mjs` through playwright-core, no browser download)
 //! loads a page from one loopback origin that calls the gateway on another
 //! port with `fetch` and an `Authorization` header (a preflighted request),
-//! and a page from a disallowed origin. `.ci/run` installs chromium and the
-//! driver and sets GATEWAY_REQUIRE_BROWSER=1, so there a missing browser is
-//! a failure; elsewhere the test says it skipped.
+//! and a page from a disallowed origin. Without chromium, node or
+//! `tests/browser/node_modules` the test fails and says what is missing;
+//! `scripts/test` installs all three.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,24 +12,27 @@ use std::process::Command;
 use hyper::Response;
 
 use crate::harness::auth::signup;
+use crate::harness::tools::installed;
 use crate::harness::{full, Gateway, Upstream};
 
 fn tool_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Whether chromium and the driver are installed; panics when they must be.
-fn browser_available() -> bool {
+/// The programs the driver needs: `node`, with chromium (`CHROMIUM`, else
+/// /usr/bin/chromium) and playwright-core in place. Panics naming what is
+/// missing.
+fn browser_tools() -> (PathBuf, PathBuf) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = std::path::Path::new(&chromium).exists()
-        && tool_dir().join("node_modules/playwright-core").exists();
-    if !ready && std::env::var("GATEWAY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-        panic!("chromium or tests/browser/node_modules missing (run .ci/run, or apt-get install chromium && npm ci --prefix tests/browser)");
-    }
-    if !ready {
-        eprintln!("SKIPPED browser test: install chromium and run `npm ci --prefix tests/browser`");
-    }
-    ready
+    let chromium = installed(&chromium, "chromium");
+    let node = installed("node", "nodejs");
+    let modules = tool_dir().join("node_modules/playwright-core");
+    assert!(
+        modules.exists(),
+        "{} is missing: run scripts/test (it runs `npm ci --prefix tests/browser`)",
+        modules.display()
+    );
+    (node, chromium)
 }
 
 /// A page server for one origin: every path answers an empty HTML page.
@@ -47,9 +50,7 @@ async fn page_server() -> Upstream {
 
 #[tokio::test]
 async fn a_browser_page_calls_the_gateway_cross_origin() {
-    if !browser_available() {
-        return;
-    }
+    let (node, chromium) = browser_tools();
     let allowed = page_server().await;
     let disallowed = page_server().await;
     let api = Upstream::with(|req, log| {
@@ -84,11 +85,12 @@ routes:
         format!("{}/", disallowed.url()),
     );
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
+        Command::new(node)
             .arg(tool_dir().join("cors.mjs"))
+            .env("CHROMIUM", chromium)
             .args([&allowed_page, &disallowed_page, &gateway_url, &token])
             .output()
-            .expect("node is needed for the browser test")
+            .expect("node runs")
     })
     .await
     .unwrap();

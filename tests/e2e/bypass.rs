@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine;
 use serde_json::Value;
 
+use crate::harness::auth::{mint, mint_encoded, unix_now, Base64, Key};
 use crate::harness::{raw_keepalive, Gateway, Upstream};
 
 const ACCESS_SECRET: &str = "bypass-access-secret-0123456789abcdef";
@@ -195,51 +194,33 @@ async fn no_path_in_the_corpus_reaches_a_protected_path_without_a_token() {
     assert!(refused > 50, "only {refused} corpus entries were refused");
     // Control: a token opens the protected prefix, so refusals above were
     // about the path, not a broken route.
-    let token = sign(&format!("{{{}}}", claims()), "HS256", ACCESS_SECRET);
+    let token = valid_token();
     let r = gw.client().get("/private/x").bearer(&token).send().await;
     assert_eq!(r.status, 200);
 }
 
 /// Valid access claims as JSON members (without braces).
 fn claims() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     format!(
         r#""sub":"u-1","email":"u1@example.com","sid":"s-1","iss":"test-issuer","iat":{now},"exp":{},"jti":"j-1","token_use":"access","scope":"items:read""#,
         now + 600
     )
 }
 
-fn hmac(alg: &str, secret: &str, data: &[u8]) -> Vec<u8> {
-    let alg = match alg {
-        "HS512" => ring::hmac::HMAC_SHA512,
-        "HS384" => ring::hmac::HMAC_SHA384,
-        _ => ring::hmac::HMAC_SHA256,
-    };
-    let key = ring::hmac::Key::new(alg, secret.as_bytes());
-    ring::hmac::sign(&key, data).as_ref().to_vec()
-}
-
-fn sign(payload: &str, alg: &str, secret: &str) -> String {
-    let head = format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#);
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(head),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let sig = hmac(alg, secret, input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+/// A valid access token: HS256 over the gateway's secret.
+fn valid_token() -> String {
+    mint(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &format!("{{{}}}", claims()),
+        Key::Secret(ACCESS_SECRET.as_bytes()),
+    )
 }
 
 /// One corpus entry as the token it describes.
 fn jwt_case(case: &Value) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let valid = sign(&format!("{{{}}}", claims()), "HS256", ACCESS_SECRET);
+    let now = unix_now();
+    let valid = valid_token();
     let expand = |s: &str| {
         s.replace("$CLAIMS", &claims())
             .replace("$NOW", &now.to_string())
@@ -264,27 +245,18 @@ fn jwt_case(case: &Value) -> String {
     }
     let header = expand(case["header"].as_str().unwrap());
     let payload = expand(case["payload"].as_str().unwrap());
-    let encode = |b: &[u8]| match case["encoding"].as_str().unwrap_or("url") {
-        "padded" => URL_SAFE.encode(b),
-        "standard" => STANDARD.encode(b),
-        _ => URL_SAFE_NO_PAD.encode(b),
+    let b64 = match case["encoding"].as_str().unwrap_or("url") {
+        "padded" => Base64::UrlPadded,
+        "standard" => Base64::Standard,
+        _ => Base64::Url,
     };
-    let input = format!(
-        "{}.{}",
-        encode(header.as_bytes()),
-        encode(payload.as_bytes())
-    );
-    let alg = serde_json::from_str::<Value>(&header)
-        .ok()
-        .and_then(|h| h["alg"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    let sig = match case["key"].as_str().unwrap() {
-        "none" => return format!("{input}."),
-        "secret" => hmac(&alg, ACCESS_SECRET, input.as_bytes()),
-        "refresh" => hmac(&alg, REFRESH_SECRET, input.as_bytes()),
-        _ => hmac(&alg, ATTACKER_SECRET, input.as_bytes()),
+    let key = match case["key"].as_str().unwrap() {
+        "none" => Key::Unsigned,
+        "secret" => Key::Secret(ACCESS_SECRET.as_bytes()),
+        "refresh" => Key::Secret(REFRESH_SECRET.as_bytes()),
+        _ => Key::Secret(ATTACKER_SECRET.as_bytes()),
     };
-    format!("{input}.{}", encode(&sig))
+    mint_encoded(&header, &payload, key, b64)
 }
 
 #[tokio::test]
@@ -340,7 +312,7 @@ fn principal_like(name: &str) -> bool {
 #[tokio::test]
 async fn no_spoofed_identity_header_reaches_the_upstream() {
     let (gw, up) = setup().await;
-    let token = sign(&format!("{{{}}}", claims()), "HS256", ACCESS_SECRET);
+    let token = valid_token();
     let mut failures = Vec::new();
     for (line, extra) in corpus_lines("identity_headers.txt") {
         for (path, auth) in [("/public/x", None), ("/private/x", Some(&token))] {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::auth::{auth_yaml, post, tokens, user, PASSWORD};
+use crate::harness::auth::{auth_config, post, tokens, user, PASSWORD};
 use crate::harness::{Binary, Client};
 
 /// What the client was told about one session.
@@ -189,7 +189,9 @@ async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write() {
         | 1;
     println!("seed {seed}");
     let mut rng = Rng(seed);
-    let mut gw = Binary::serve(&auth_yaml("  signin_limit: { failures: 1000, window: 1m }")).await;
+    let mut gw =
+        Binary::serve(auth_config().set("auth.signin_limit", "{ failures: 1000, window: 1m }"))
+            .await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..20 {
         let writers: Vec<_> = (0..4)

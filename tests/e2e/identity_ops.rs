@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::auth::{auth_yaml, claims, post, signin, signup, tokens, user, PASSWORD};
-use crate::harness::Binary;
+use crate::harness::auth::{auth_config, claims, post, signin, signup, tokens, user, PASSWORD};
+use crate::harness::{Binary, Yaml};
 
-fn yaml() -> String {
-    auth_yaml("  signin_limit: { failures: 50, window: 1m }")
+fn yaml() -> Yaml {
+    auth_config().set("auth.signin_limit", "{ failures: 50, window: 1m }")
 }
 
 #[tokio::test]
@@ -98,8 +98,7 @@ async fn generated_keys_are_private_files_and_the_log_never_shows_them() {
 
 #[tokio::test]
 async fn passwords_and_tokens_never_reach_the_logs() {
-    let gw =
-        Binary::serve(&yaml().replace("log: { access: false }", "log: { access: true }")).await;
+    let gw = Binary::serve(yaml().set("log.access", "true")).await;
     let c = gw.client();
     let (access, refresh) = signup(&c, "logs@example.com").await;
     signin(&c, "logs@example.com", "a-wrong-password-123").await;

@@ -5,15 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use ring::signature::{self, KeyPair};
 use serde_json::{json, Value};
 
-use crate::harness::auth::{signup, tokens};
+use crate::harness::auth::{mint, signup, tokens, Key};
+use crate::harness::tools::openssl;
 use crate::harness::{Gateway, Upstream};
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -49,30 +48,22 @@ fn keypair(dir: &Path, alg: &str, name: &str) -> (PathBuf, PathBuf) {
             (pem("PRIVATE KEY", der.as_ref()), pem("PUBLIC KEY", &spki))
         }
         _ => {
-            let key = dir.join(format!("{name}.key"));
-            let ok = Command::new("openssl")
-                .args([
+            let key = format!("{name}.key");
+            openssl(
+                dir,
+                &[
                     "genpkey",
                     "-algorithm",
                     "RSA",
                     "-pkeyopt",
                     "rsa_keygen_bits:2048",
                     "-out",
-                ])
-                .arg(&key)
-                .output()
-                .expect("openssl is needed for RSA test keys")
-                .status
-                .success();
-            assert!(ok);
-            let public = Command::new("openssl")
-                .args(["pkey", "-pubout", "-in"])
-                .arg(&key)
-                .output()
-                .unwrap()
-                .stdout;
+                    &key,
+                ],
+            );
+            let public = openssl(dir, &["pkey", "-pubout", "-in", &key]);
             (
-                std::fs::read_to_string(&key).unwrap(),
+                std::fs::read_to_string(dir.join(&key)).unwrap(),
                 String::from_utf8(public).unwrap(),
             )
         }
@@ -173,32 +164,44 @@ async fn round_trip(alg_name: &str, alg: Algorithm) {
     assert!(k.get("d").is_none(), "private parts in the JWK set: {k}");
 
     // Algorithm confusion: HS256 over the public key PEM, as if it were a secret.
-    let mut forged_claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(access.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let mut forged_claims = crate::harness::auth::claims(&access);
     forged_claims["scope"] = json!("admin");
+    let forged_claims = forged_claims.to_string();
+    let kid = decode_header(&access).unwrap().kid.unwrap();
     let pub_pem = std::fs::read(&public).unwrap();
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = decode_header(&access).unwrap().kid;
-    let confused = encode(&header, &forged_claims, &EncodingKey::from_secret(&pub_pem)).unwrap();
+    let confused = mint(
+        &json!({"typ": "JWT", "alg": "HS256", "kid": kid}).to_string(),
+        &forged_claims,
+        Key::Secret(&pub_pem),
+    );
     // A second key of the same kind the gateway does not know, with and
     // without a forged `kid`.
-    let (other, _) = keypair(dir.path(), alg_name, "intruder");
+    let (other, other_pub) = keypair(dir.path(), alg_name, "intruder");
     let other_pem = std::fs::read(&other).unwrap();
-    let enc = match alg {
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(&other_pem).unwrap(),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(&other_pem).unwrap(),
-        _ => EncodingKey::from_rsa_pem(&other_pem).unwrap(),
+    let intruder = |header: Value| mint(&header.to_string(), &forged_claims, Key::Pem(&other_pem));
+    let no_kid = intruder(json!({"typ": "JWT", "alg": alg_name}));
+    let stolen_kid = intruder(json!({"typ": "JWT", "alg": alg_name, "kid": kid}));
+    let odd_kid = intruder(json!({"typ": "JWT", "alg": alg_name, "kid": "../../etc/passwd"}));
+    // The forgeries are well signed, each by the key it claims to use: a
+    // 401 below is about the key, not a broken token.
+    let verifies = |token: &str, key: &DecodingKey, alg: Algorithm| {
+        let mut v = Validation::new(alg);
+        v.set_issuer(&["test-issuer"]);
+        decode::<Value>(token, key, &v).is_ok()
     };
-    let mut h = Header::new(alg);
-    let no_kid = encode(&h, &forged_claims, &enc).unwrap();
-    h.kid = decode_header(&access).unwrap().kid;
-    let stolen_kid = encode(&h, &forged_claims, &enc).unwrap();
-    h.kid = Some("../../etc/passwd".into());
-    let odd_kid = encode(&h, &forged_claims, &enc).unwrap();
+    assert!(verifies(
+        &confused,
+        &DecodingKey::from_secret(&pub_pem),
+        Algorithm::HS256
+    ));
+    let other_pub = std::fs::read(&other_pub).unwrap();
+    let other_key = match alg {
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(&other_pub),
+        Algorithm::ES256 => DecodingKey::from_ec_pem(&other_pub),
+        _ => DecodingKey::from_rsa_pem(&other_pub),
+    }
+    .unwrap();
+    assert!(verifies(&no_kid, &other_key, alg));
     for (what, token) in [
         ("HS256 with the public key", confused),
         ("unknown key, no kid", no_kid),
@@ -276,7 +279,7 @@ async fn previous_keys_keep_verifying_after_a_rotation() {
 
 #[tokio::test]
 async fn hs256_gateways_publish_an_empty_key_set() {
-    let gw = Gateway::start(&crate::harness::auth::auth_yaml("")).await;
+    let gw = Gateway::start(crate::harness::auth::auth_config()).await;
     let r = gw.client().get("/.well-known/jwks.json").send().await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"keys": []}));

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use http::Response;
 
-use crate::harness::auth::{auth_yaml, signup};
+use crate::harness::auth::{auth_config, signup};
 use crate::harness::gateway::with_ephemeral_listen;
-use crate::harness::{eventually, full, Binary, Client, Gateway, Upstream};
+use crate::harness::{eventually, eventually_async, full, Binary, Client, Gateway, Upstream, Yaml};
 
 fn version(up: &Upstream, i: usize) -> String {
     format!(
@@ -21,17 +21,12 @@ fn version(up: &Upstream, i: usize) -> String {
 
 /// Polls until `path` answers `status`.
 async fn until_status(c: &Client, path: &str, status: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if c.get(path).send().await.status == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never answered {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        &format!("{path} to answer {status}"),
+        Duration::from_secs(15),
+        || async { c.get(path).send().await.status == status },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +57,7 @@ async fn twenty_reloads_under_steady_traffic_fail_no_request() {
     }
     let c = gw.client();
     for i in 1..=20 {
-        gw.write_config(&version(&up, i));
+        gw.write_config(version(&up, i));
         until_status(&c, &format!("/v{i}"), 200).await;
         c.get(&format!("/v{}", i - 1))
             .send()
@@ -112,11 +107,13 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
         || slow.connections() == 1,
     )
     .await;
-    gw.write_config(&route(&fast));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get("/probe").send().await.body != "new upstream" {
-        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
-    }
+    gw.write_config(route(&fast));
+    eventually_async(
+        "the reload to the new upstream",
+        Duration::from_secs(10),
+        || async { c.get("/probe").send().await.body == "new upstream" },
+    )
+    .await;
     let old = in_flight.await.unwrap();
     assert_eq!(old.status, 200);
     assert_eq!(old.body, "old upstream");
@@ -124,27 +121,18 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
 
 #[tokio::test]
 async fn route_and_auth_settings_apply_on_reload_without_losing_the_store() {
-    let gw = Gateway::start(&auth_yaml("")).await;
+    let gw = Gateway::start(auth_config()).await;
     let c = gw.client();
     let (access, _) = signup(&c, "r@example.com").await;
     assert_eq!(c.get("/me").bearer(&access).send().await.status, 200);
-    gw.write_config(&auth_yaml("").replace(
-        "{ name: me, path: /me, echo: true }",
-        "{ name: me, path: /me, echo: true, scopes: [admin] }",
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.get("/me").bearer(&access).send().await;
-        if r.status == 403 {
-            r.assert_error(403);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "scopes never applied"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gw.write_config(auth_config().set_route("me", "path: /me, echo: true, scopes: [admin]"));
+    eventually_async(
+        "the admin scope on /me to apply",
+        Duration::from_secs(10),
+        || async { c.get("/me").bearer(&access).send().await.status == 403 },
+    )
+    .await;
+    c.get("/me").bearer(&access).send().await.assert_error(403);
     // Same store, same keys: the user still signs in and the token still verifies.
     let again =
         crate::harness::auth::signin(&c, "r@example.com", crate::harness::auth::PASSWORD).await;
@@ -152,20 +140,24 @@ async fn route_and_auth_settings_apply_on_reload_without_losing_the_store() {
     assert_eq!(c.get("/pub/x").bearer(&access).send().await.status, 200);
 }
 
-fn binary_yaml(extra_route: &str) -> String {
-    format!(
-        "admin: {{ listen: 127.0.0.1:0 }}\nroutes:\n  - {{ name: old, path: /old, echo: true, auth: none }}\n{extra_route}"
-    )
+/// The binary's config: an admin listener and the echo route `old`.
+fn binary_config() -> Yaml {
+    Yaml::new()
+        .set("admin", "{ listen: 127.0.0.1:0 }")
+        .route("old", "path: /old, echo: true, auth: none")
 }
 
 #[tokio::test]
 async fn an_invalid_edit_keeps_the_old_config_and_logs_every_error_with_its_position() {
-    let gw = Binary::serve(&binary_yaml("")).await;
+    let gw = Binary::serve(binary_config()).await;
     let c = gw.client();
     assert_eq!(c.get("/old").send().await.status, 200);
-    // Two mistakes, in two routes: an unknown key and a bad upstream.
-    let broken = with_ephemeral_listen(&binary_yaml(
-        "  - name: typo\n    path: /typo\n    tiemout: 5s\n  - { name: bad, path: /bad, upstream: \"ftp://127.0.0.1:1\", auth: none }\n",
+    // Two mistakes, in two routes: an unknown key and a bad upstream,
+    // written out as text after the routes (which come last) because the
+    // positions in the file are what this test checks.
+    let broken = with_ephemeral_listen(&format!(
+        "{}  - name: typo\n    path: /typo\n    tiemout: 5s\n  - {{ name: bad, path: /bad, upstream: \"ftp://127.0.0.1:1\", auth: none }}\n",
+        binary_config()
     ));
     assert_eq!(broken.lines().nth(6), Some("    tiemout: 5s"));
     std::fs::write(gw.config_path(), &broken).unwrap();
@@ -196,9 +188,11 @@ async fn an_invalid_edit_keeps_the_old_config_and_logs_every_error_with_its_posi
     assert!(String::from_utf8_lossy(&m.body)
         .contains(r#"gateway_config_reloads_total{outcome="failure"} 1"#));
     // Fixed: applied.
-    let fixed = with_ephemeral_listen(&binary_yaml(
-        "  - { name: new, path: /new, echo: true, auth: none }\n",
-    ));
+    let fixed = with_ephemeral_listen(
+        &binary_config()
+            .route("new", "path: /new, echo: true, auth: none")
+            .to_string(),
+    );
     std::fs::write(gw.config_path(), &fixed).unwrap();
     gw.wait_log("config reloaded").await;
     assert_eq!(c.get("/new").send().await.status, 200);
@@ -206,15 +200,15 @@ async fn an_invalid_edit_keeps_the_old_config_and_logs_every_error_with_its_posi
 
 #[tokio::test]
 async fn sighup_reloads_and_a_listener_change_is_reported_as_needing_a_restart() {
-    let gw = Binary::serve(&binary_yaml("")).await;
+    let gw = Binary::serve(binary_config()).await;
     let c = gw.client();
     // A new route, a new log format and a moved admin listener: the route
     // and format apply, the listener stays and the log says why.
-    let moved = binary_yaml("  - { name: moved, path: /moved, echo: true, auth: none }\n").replace(
-        "admin: { listen: 127.0.0.1:0 }",
-        "admin: { listen: 127.0.0.1:1 }\nlog: { format: pretty }",
-    );
-    std::fs::write(gw.config_path(), with_ephemeral_listen(&moved)).unwrap();
+    let moved = binary_config()
+        .set("admin", "{ listen: 127.0.0.1:1 }")
+        .set("log.format", "pretty")
+        .route("moved", "path: /moved, echo: true, auth: none");
+    std::fs::write(gw.config_path(), with_ephemeral_listen(&moved.to_string())).unwrap();
     let warned = gw.wait_log("admin.listen").await;
     assert!(warned.contains("restart"), "{warned}");
     // The log format is no restart-only setting: this line is pretty already.

@@ -8,7 +8,7 @@ use http::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{eventually, full, read_until_close, Binary, Upstream};
+use crate::harness::{eventually, eventually_async, full, read_until_close, Binary, Upstream};
 
 async fn slow_upstream(delay: Duration) -> Upstream {
     Upstream::with(move |req, log| {
@@ -61,11 +61,12 @@ async fn sigterm_lets_requests_in_flight_finish_with_connection_close_then_exits
     let (_, closed) = read_until_close(&mut idle, Duration::from_secs(1)).await;
     assert!(closed, "idle keep-alive connection left open");
     let addr = gw.addr;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    while TcpStream::connect(addr).await.is_ok() {
-        assert!(tokio::time::Instant::now() < deadline, "still accepting");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        "the listener to stop accepting",
+        Duration::from_secs(1),
+        || async move { TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
     // The request in flight gets its whole answer, marked as the last.
     let (answer, closed) = read_until_close(&mut busy, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use crate::harness::conn::send_on;
 use crate::harness::gateway::write_atomically;
 use crate::harness::tls::{self, make_certs, Certs};
-use crate::harness::{Binary, Gateway, Upstream};
+use crate::harness::{eventually_async, Binary, Gateway, Upstream};
 
 fn tls_yaml(up: &Upstream, certs: &Certs) -> String {
     format!(
@@ -149,14 +149,12 @@ async fn a_replaced_certificate_serves_new_handshakes_without_a_restart() {
     // Replace the pair in place, as a renewal tool would.
     write_atomically(&first.cert, &std::fs::read_to_string(&second.cert).unwrap());
     write_atomically(&first.key, &std::fs::read_to_string(&second.key).unwrap());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tls::connect(addr, &second.ca, &["h2"], None).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "new certificate not served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_async(
+        "the new certificate to be served",
+        Duration::from_secs(10),
+        || async { tls::connect(addr, &second.ca, &["h2"], None).await.is_ok() },
+    )
+    .await;
     assert!(tls::connect(addr, &first.ca, &["h2"], None).await.is_err());
     assert_eq!(send_on(before, false, get("/old")).await.status, 200);
 }

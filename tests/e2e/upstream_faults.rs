@@ -8,8 +8,9 @@ use std::time::Duration;
 use http::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
-use crate::harness::{full, raw, Binary, Gateway, Upstream};
+use crate::harness::{full, raw, within, Binary, Gateway, Upstream};
 
 /// A hand-written upstream: reads a request, writes `head`, then (after
 /// `pause`) `tail`, then closes.
@@ -36,9 +37,29 @@ async fn scripted_upstream(
 
 /// Answers each request completely (`200 ok`), then closes the connection
 /// without saying so, as a server with a short keep-alive timeout does.
-async fn answering_then_closing_upstream() -> SocketAddr {
-    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    scripted_upstream(ok, Duration::ZERO, b"").await
+/// Whatever else arrives on that connection goes unanswered. Once the
+/// gateway has closed its end too (so the close reached its pool), one
+/// `()` per connection arrives on the returned channel.
+async fn answering_then_closing_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                let _ = s.shutdown().await;
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    (addr, closed)
 }
 
 fn route(addr: impl std::fmt::Display, timeout: &str) -> String {
@@ -95,12 +116,20 @@ async fn upstream_closing_before_the_head_is_502() {
 
 #[tokio::test]
 async fn upstream_closing_idle_keep_alive_connections_is_not_an_error() {
-    let addr = answering_then_closing_upstream().await;
+    let (addr, mut closed) = answering_then_closing_upstream().await;
     let gw = Gateway::start(&route(addr, "5s")).await;
     for i in 0..5 {
         let res = gw.client().get("/x").send().await;
         assert_eq!(res.status, 200, "request {i}: {:?}", res.body);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The next request goes only once the upstream has closed this
+        // connection and the gateway has closed its end: the pooled
+        // connection is dead, not merely about to be (no sleep to hope so).
+        tokio::time::timeout(Duration::from_secs(5), closed.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("request {i}: the gateway kept open a connection the upstream closed")
+            })
+            .expect("the upstream is running");
     }
 }
 
@@ -218,7 +247,7 @@ async fn an_upstream_reading_the_body_slowly_gets_504_at_the_route_timeout() {
 async fn an_upstream_closing_each_connection_after_answering_loses_no_request() {
     // The worst case for a pool: every connection dies right after its
     // response, so a reused one is always about to be (or already) closed.
-    let addr = answering_then_closing_upstream().await;
+    let (addr, _closed) = answering_then_closing_upstream().await;
     let gw = Gateway::start(&route(addr, "5s")).await;
     let c = gw.client();
     let mut tasks = Vec::new();
@@ -295,16 +324,13 @@ async fn ten_thousand_failing_requests_leak_no_descriptor() {
     assert_eq!(statuses.get(&504), Some(&2500), "{statuses:?}");
     // The clients are gone; every descriptor they and the failures used
     // must be closed again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = open_fds(gw.pid());
-        if now <= baseline {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "open descriptors: {baseline} before, {now} after 10,000 failing requests ({statuses:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let closed = within(Duration::from_secs(10), || {
+        std::future::ready(open_fds(gw.pid()) <= baseline)
+    })
+    .await;
+    assert!(
+        closed,
+        "open descriptors: {baseline} before, {} after 10,000 failing requests ({statuses:?})",
+        open_fds(gw.pid())
+    );
 }

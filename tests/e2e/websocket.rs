@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::harness::auth::{auth_yaml, signup};
-use crate::harness::Gateway;
+use crate::harness::auth::{auth_config, signup};
+use crate::harness::{eventually_async, Gateway, Yaml};
 
 /// A WebSocket echo server; records each handshake's headers.
 struct EchoServer {
@@ -68,11 +68,9 @@ impl Drop for EchoServer {
     }
 }
 
-fn yaml(ws: SocketAddr, extra_route: &str) -> String {
-    auth_yaml("").replace(
-        "routes:\n",
-        &format!("routes:\n  - {{ name: ws, path: /ws, upstream: http://{ws} }}\n{extra_route}"),
-    )
+/// `auth_config` with the route `ws` (`/ws`, any token) to the echo server.
+fn yaml(ws: SocketAddr) -> Yaml {
+    auth_config().route("ws", &format!("path: /ws, upstream: http://{ws}"))
 }
 
 type Client = tokio_tungstenite::WebSocketStream<TcpStream>;
@@ -104,7 +102,7 @@ async fn echo(ws: &mut Client, msg: Message) {
 #[tokio::test]
 async fn an_authorized_upgrade_is_proxied_both_ways_and_closes_cleanly() {
     let server = EchoServer::start().await;
-    let gw = Gateway::start(&yaml(server.addr, "")).await;
+    let gw = Gateway::start(yaml(server.addr)).await;
     let (access, _) = signup(&gw.client(), "ws@example.com").await;
 
     // No token: refused at the upgrade, the upstream never sees it.
@@ -156,20 +154,18 @@ async fn an_authorized_upgrade_is_proxied_both_ways_and_closes_cleanly() {
 #[tokio::test]
 async fn a_tunnel_survives_a_reload() {
     let server = EchoServer::start().await;
-    let gw = Gateway::start(&yaml(server.addr, "")).await;
+    let gw = Gateway::start(yaml(server.addr)).await;
     let c = gw.client();
     let (access, _) = signup(&c, "reload@example.com").await;
     let mut ws = connect(gw.addr, Some(&access)).await.unwrap();
     echo(&mut ws, Message::text("before")).await;
-    gw.write_config(&yaml(
-        server.addr,
-        "  - { name: added, path: /added, echo: true, auth: none }\n",
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while c.get("/added").send().await.status != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gw.write_config(yaml(server.addr).route("added", "path: /added, echo: true, auth: none"));
+    eventually_async(
+        "the reload adding /added",
+        Duration::from_secs(10),
+        || async { c.get("/added").send().await.status == 200 },
+    )
+    .await;
     echo(&mut ws, Message::text("after the reload")).await;
     // New upgrades work on the new config too.
     let mut second = connect(gw.addr, Some(&access)).await.unwrap();

@@ -7,14 +7,15 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::auth::{auth_yaml, signin, signup};
+use harness::auth::{auth_config, signin, signup};
 use harness::Gateway;
 
 #[tokio::test]
 async fn unknown_email_and_wrong_password_take_the_same_time() {
     // A real cost, so the hash dominates; a limit that never triggers.
-    let yaml = auth_yaml("  signin_limit: { failures: 1000, window: 1m }")
-        .replace("bcrypt_cost: 4", "bcrypt_cost: 8");
+    let yaml = auth_config()
+        .set("auth.signin_limit", "{ failures: 1000, window: 1m }")
+        .set("auth.bcrypt_cost", "8");
     let gw = Gateway::start(&yaml).await;
     let c = gw.client();
     signup(&c, "timing@example.com").await;

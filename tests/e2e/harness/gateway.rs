@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::client::Client;
+use super::within;
 
 pub struct Gateway {
     pub addr: SocketAddr,
@@ -22,14 +23,14 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway with `yaml` (its `listen` is replaced by 127.0.0.1:0).
     /// Bound before this returns, so it is ready.
-    pub async fn start(yaml: &str) -> Gateway {
+    pub async fn start(yaml: impl std::fmt::Display) -> Gateway {
         Gateway::start_in(tempfile::tempdir().unwrap(), yaml).await
     }
 
     /// Like `start`, in a folder the test prepared (certificates, say).
-    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> Gateway {
+    pub async fn start_in(dir: tempfile::TempDir, yaml: impl std::fmt::Display) -> Gateway {
         let file = dir.path().join("gateway.yaml");
-        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
         let config =
             gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let listeners = gateway::Listeners::bind(&config).unwrap();
@@ -61,8 +62,8 @@ impl Gateway {
 
     /// Replaces the config file in one step (write beside, rename), as
     /// deploy tools do; the running gateway notices and reloads.
-    pub fn write_config(&self, yaml: &str) {
-        write_atomically(&self.file, &with_ephemeral_listen(yaml));
+    pub fn write_config(&self, yaml: impl std::fmt::Display) {
+        write_atomically(&self.file, &with_ephemeral_listen(&yaml.to_string()));
     }
 }
 
@@ -107,10 +108,10 @@ pub fn bin() -> PathBuf {
 impl Binary {
     /// Runs `gateway serve` on a copy of `yaml` with a free port, waiting for
     /// the ready line (which names the bound address).
-    pub async fn serve(yaml: &str) -> Binary {
+    pub async fn serve(yaml: impl std::fmt::Display) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.yaml");
-        std::fs::write(&file, with_ephemeral_listen(yaml)).unwrap();
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
         Binary::serve_file(&file, dir).await
     }
 
@@ -125,21 +126,22 @@ impl Binary {
             .unwrap();
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let ready = loop {
+        let ready_line = |text: &str| {
+            text.lines()
+                .find(|l| l.contains("gateway ready"))
+                .map(str::to_string)
+        };
+        let came = within(Duration::from_secs(20), || {
             let text = stderr.lock().unwrap().clone();
-            if let Some(line) = text.lines().find(|l| l.contains("gateway ready")) {
-                break line.to_string();
-            }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("gateway exited with {status} before ready:\n{text}");
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gateway not ready in time:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+            std::future::ready(ready_line(&text).is_some())
+        })
+        .await;
+        let text = stderr.lock().unwrap().clone();
+        assert!(came, "gateway not ready in time:\n{text}");
+        let ready = ready_line(&text).unwrap();
         let tls_addr = listed(&ready, "https://");
         let admin_addr = listed(&ready, "admin=http://");
         let plain = [" http://", "\"http://", "listeners=http://"]
@@ -224,7 +226,7 @@ impl Binary {
 
     /// Sends a signal (`TERM`, `HUP`, ...) by PID.
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
+        let sent = Command::new(super::tools::installed("kill", "procps"))
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()
@@ -252,18 +254,18 @@ impl Binary {
 
     /// Waits until stderr has a line containing `what`, returning that line.
     pub async fn wait_log(&self, what: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(l) = self.stderr().lines().find(|l| l.contains(what)) {
-                return l.to_string();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no log line with {what:?} in:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let line = || {
+            self.stderr()
+                .lines()
+                .find(|l| l.contains(what))
+                .map(str::to_string)
+        };
+        let came = within(Duration::from_secs(20), || {
+            std::future::ready(line().is_some())
+        })
+        .await;
+        assert!(came, "no log line with {what:?} in:\n{}", self.stderr());
+        line().unwrap()
     }
 }
 

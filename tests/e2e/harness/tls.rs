@@ -1,10 +1,9 @@
-//! Certificates made at test time (openssl: a CA and a `localhost` leaf
-//! for 127.0.0.1) and an HTTPS client that speaks HTTP/1.1 or HTTP/2 as
-//! ALPN decides.
+//! Certificates made at test time (openssl, which must be installed: a CA
+//! and a `localhost` leaf for 127.0.0.1) and an HTTPS client that speaks
+//! HTTP/1.1 or HTTP/2 as ALPN decides.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -13,24 +12,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::tools::openssl;
+
 /// A CA and a leaf it signed, as PEM files in a folder.
 pub struct Certs {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Makes `<name>-ca.crt`, `<name>.crt` and `<name>.key` in `dir`.
