@@ -208,24 +208,19 @@ EOF
 }
 
 # The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
-start_gateway() { # port
-    local port="$1"
-    gateway_yaml "$port" >"$TMP/gateway.yaml"
+start_gateway() { # port [binary name]
+    local port="$1" bin="${2:-$GATEWAY_BIN}" name="${3:-gateway}"
+    gateway_yaml "$port" >"$TMP/$name.yaml"
     ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
-        "$GATEWAY_BIN" serve --config "$TMP/gateway.yaml" ) >"$TMP/gateway.log" 2>&1 &
+        "$bin" serve --config "$TMP/$name.yaml" ) >"$TMP/$name.log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
-    wait_ready gateway "$STARTED_PID" "$port"
+    wait_ready "$name" "$STARTED_PID" "$port"
 }
 
 # An older build (GATEWAY_PREV_BIN), with the same config and pinning.
 start_previous() { # port
-    gateway_yaml "$1" >"$TMP/previous.yaml"
-    ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
-        "$GATEWAY_PREV_BIN" serve --config "$TMP/previous.yaml" ) >"$TMP/previous.log" 2>&1 &
-    STARTED_PID=$!
-    PIDS+=("$STARTED_PID")
-    wait_ready previous "$STARTED_PID" "$1"
+    start_gateway "$1" "$GATEWAY_PREV_BIN" previous
 }
 
 # Set-up shared by the single-scenario benchmarks (authz.sh, tls.sh): traps,
