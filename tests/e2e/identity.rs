@@ -155,6 +155,35 @@ async fn edge_values_are_accepted() {
     r.assert_error(401);
 }
 
+// The last of two equal keys used to win, while a filter in front of the
+// gateway may read the first: the two would act on different emails.
+#[tokio::test]
+async fn a_key_given_twice_is_400() {
+    let gw = gateway().await;
+    let c = gw.client();
+    signup(&c, "first@example.com").await;
+    let signup_body = format!(
+        r#"{{"email":"second@example.com","email":"third@example.com","password":"{PASSWORD}","firstName":"Ann","lastName":"Lee"}}"#
+    );
+    let signin_bodies = [
+        format!(
+            r#"{{"email":"other@example.com","email":"first@example.com","password":"{PASSWORD}"}}"#
+        ),
+        format!(r#"{{"email":"first@example.com","password":"x","password":"{PASSWORD}"}}"#),
+    ];
+    let r = c.post("/signup").body(signup_body).send().await;
+    r.assert_error(400);
+    assert_eq!(r.json()["message"], "`email` is given more than once");
+    for body in signin_bodies {
+        let r = c.post("/signin").body(body.clone()).send().await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        r.assert_error(400);
+    }
+    // Neither email of the refused sign-up was taken.
+    signup(&c, "second@example.com").await;
+    signup(&c, "third@example.com").await;
+}
+
 #[tokio::test]
 async fn bodies_over_64_kib_get_413_and_other_methods_405() {
     let gw = gateway().await;
