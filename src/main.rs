@@ -120,13 +120,6 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
     gateway::telemetry::logging::init(config.log.format, forced);
     let mut config = config;
     config.log.format = gateway::telemetry::logging::effective(config.log.format);
-    let listeners = match Listeners::bind(&config) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -134,7 +127,27 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let served = runtime.block_on(gateway::run(config, listeners, shutdown_signal()));
+    // Before binding: once the port accepts, a SIGTERM or SIGINT must drain
+    // and exit 0, not kill the process with the default action.
+    let installed = {
+        let _context = runtime.enter();
+        shutdown_signal()
+    };
+    let shutdown = match installed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGTERM and SIGINT handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listeners = match Listeners::bind(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let served = runtime.block_on(gateway::run(config, listeners, shutdown));
     // A hash or store write still running on a blocking thread must not hold
     // the exit past the drain.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -166,11 +179,17 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (a signal delivered from
+/// here on is kept for the future) and returns the future that completes on
+/// the first of them. Needs the runtime's context.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -211,7 +211,11 @@ mod tests {
             cache_ttl: Duration::from_secs(300),
             cache_capacity: 100,
         };
-        Authorizer::new(settings, Arc::new(Revoked::new([])), Arc::new(Metrics::new()))
+        Authorizer::new(
+            settings,
+            Arc::new(Revoked::new([])),
+            Arc::new(Metrics::new()),
+        )
     }
 
     fn bearer(exp: u64) -> HeaderMap {
@@ -223,7 +227,10 @@ mod tests {
         });
         let token = SigningKeys::hs256(SECRET).sign(&claims).unwrap();
         let mut h = HeaderMap::new();
-        h.insert(&headers::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h.insert(
+            &headers::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         h
     }
 
@@ -233,9 +240,19 @@ mod tests {
         let now = now_unix();
         let h = bearer(now + 2);
         assert!(a.authorize_at(&h, &[], now).is_ok(), "verified and cached");
-        assert!(a.authorize_at(&h, &[], now + 1).is_ok(), "still valid from cache");
-        assert_eq!(a.authorize_at(&h, &[], now + 2).err(), Some(AuthError::InvalidToken));
-        assert_eq!(a.metrics.authorizer_cache_hits.get(), 2, "both later looks were cache hits");
+        assert!(
+            a.authorize_at(&h, &[], now + 1).is_ok(),
+            "still valid from cache"
+        );
+        assert_eq!(
+            a.authorize_at(&h, &[], now + 2).err(),
+            Some(AuthError::InvalidToken)
+        );
+        assert_eq!(
+            a.metrics.authorizer_cache_hits.get(),
+            2,
+            "both later looks were cache hits"
+        );
     }
 
     #[test]
@@ -244,8 +261,14 @@ mod tests {
         let now = now_unix();
         let h = bearer(now + 2);
         assert!(a.authorize_at(&h, &[], now).is_ok());
-        assert!(a.authorize_at(&h, &[], now + 6).is_ok(), "exp + leeway not reached");
-        assert_eq!(a.authorize_at(&h, &[], now + 7).err(), Some(AuthError::InvalidToken));
+        assert!(
+            a.authorize_at(&h, &[], now + 6).is_ok(),
+            "exp + leeway not reached"
+        );
+        assert_eq!(
+            a.authorize_at(&h, &[], now + 7).err(),
+            Some(AuthError::InvalidToken)
+        );
     }
 
     #[test]
@@ -255,7 +278,10 @@ mod tests {
         let h = bearer(now + 60);
         assert!(a.authorize_at(&h, &[], now).is_ok());
         a.revoked.insert("s1");
-        assert_eq!(a.authorize_at(&h, &[], now).err(), Some(AuthError::InvalidToken));
+        assert_eq!(
+            a.authorize_at(&h, &[], now).err(),
+            Some(AuthError::InvalidToken)
+        );
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connect
 /// this prefix is removed on every route.
 pub const PRINCIPAL_PREFIX: &str = "x-principal-";
 
+/// Headers some frameworks route by instead of the request line (Symfony,
+/// IIS URL Rewrite): a client-sent one would bypass the path the gateway
+/// authorised, so they are removed on every route, like `X-Principal-*`.
+pub static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+pub static X_REWRITE_URL: HeaderName = HeaderName::from_static("x-rewrite-url");
+pub static ROUTING_OVERRIDES: [&HeaderName; 2] = [&X_ORIGINAL_URL, &X_REWRITE_URL];
+
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded either way,
 /// in addition to the names listed in `Connection`.
 pub static HOP_BY_HOP: [&HeaderName; 7] = [

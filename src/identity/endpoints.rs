@@ -121,8 +121,9 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
     // No syntax check here: a malformed email is just an unknown one.
     let email = f.string("email")?.trim().to_lowercase();
     let password = f.password()?;
-    id.throttle
-        .begin(&email, Instant::now())
+    // This email's other attempts wait until this one has its verdict.
+    let mut turn = id.throttle.turn(&email).await;
+    turn.check(Instant::now())
         .map_err(|wait| AccountError::Throttled(retry_after_secs(wait)))?;
     let probe = email.clone();
     let user = id.store(move |s| s.user_by_email(&probe)).await?;
@@ -131,9 +132,12 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
     // Unknown, wrong and disabled all took one hash and look the same.
     let user = match user {
         Some(user) if matches && !user.disabled => user,
-        _ => return Err(AccountError::WrongCredentials),
+        _ => {
+            turn.failed(Instant::now());
+            return Err(AccountError::WrongCredentials);
+        }
     };
-    id.throttle.succeeded(&email);
+    turn.succeeded();
     let now = now_unix();
     let (sid, issued, session) = new_session(id, &user, now)?;
     id.store(move |s| s.start_session(&sid, &session)).await?;

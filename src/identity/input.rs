@@ -1,6 +1,10 @@
 //! The endpoints' request bodies: a JSON object whose fields are checked one
 //! by one, so each bad input gets a 400 that names the field.
 
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::error::Category;
 use serde_json::{Map, Value};
 
 use super::password;
@@ -13,10 +17,25 @@ pub struct Invalid(pub String);
 pub struct Fields(Map<String, Value>);
 
 impl Fields {
+    /// A JSON object whose top-level keys are unique: with a key given twice,
+    /// a filter in front of the gateway may read the first while a
+    /// last-one-wins parser reads the other, so such a body is refused.
     pub fn parse(body: &[u8]) -> Result<Fields, Invalid> {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Fields(map)),
-            Ok(_) => Err(Invalid("the body must be a JSON object".into())),
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed = de
+            .deserialize_any(TopLevel)
+            .and_then(|b| de.end().map(|()| b));
+        match parsed {
+            Ok(TopLevelBody::Object(map)) => Ok(Fields(map)),
+            Ok(TopLevelBody::Repeated(key)) if is_plain(&key) => {
+                Err(Invalid(format!("`{key}` is given more than once")))
+            }
+            Ok(TopLevelBody::Repeated(_)) => Err(Invalid("a key is given more than once".into())),
+            // Values are `Value`s, which take any JSON: a data error is the
+            // top level being something else than an object.
+            Err(e) if e.classify() == Category::Data => {
+                Err(Invalid("the body must be a JSON object".into()))
+            }
             Err(_) => Err(Invalid("the body is not valid JSON".into())),
         }
     }
@@ -69,6 +88,43 @@ impl Fields {
     }
 }
 
+enum TopLevelBody {
+    Object(Map<String, Value>),
+    /// The first key seen twice (after unescaping).
+    Repeated(String),
+}
+
+/// Reads the top-level object, keeping the first repeated key.
+struct TopLevel;
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = TopLevelBody;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<TopLevelBody, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if map.contains_key(&key) {
+                // The rest is read (and so still syntax-checked), not kept.
+                entries.next_value::<IgnoredAny>()?;
+                while entries.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                return Ok(TopLevelBody::Repeated(key));
+            }
+            let value = entries.next_value::<Value>()?;
+            map.insert(key, value);
+        }
+        Ok(TopLevelBody::Object(map))
+    }
+}
+
+/// A key short and plain enough to quote back in a message.
+fn is_plain(key: &str) -> bool {
+    key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Rules for a new password: 8 to 72 bytes, no NUL (C bcrypts stop
 /// there), and not a common one.
 pub fn check_new_password(password: &str) -> Result<(), Invalid> {
@@ -100,9 +156,49 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_objects_are_refused() {
-        for body in ["", "{", "[1]", "\"x\"", "null", "{\"a\":1,}"] {
-            assert!(Fields::parse(body.as_bytes()).is_err(), "{body}");
+        let not_json = "the body is not valid JSON";
+        let not_object = "the body must be a JSON object";
+        for (body, why) in [
+            ("", not_json),
+            ("{", not_json),
+            ("{\"a\":1,}", not_json),
+            ("{\"a\":1} {}", not_json),
+            ("{\"a\":1,\"a\":2,", not_json),
+            ("[1]", not_object),
+            ("\"x\"", not_object),
+            ("null", not_object),
+            ("7", not_object),
+        ] {
+            assert_eq!(
+                Fields::parse(body.as_bytes()).err(),
+                Some(Invalid(why.into())),
+                "{body}"
+            );
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        for (body, key) in [
+            (r#"{"email":"a@x.io","email":"b@x.io"}"#, "email"),
+            (r#"{"email":"a@x.io","email":"a@x.io"}"#, "email"),
+            (r#"{"email":"a@x.io","em\u0061il":"b@x.io"}"#, "email"),
+            (r#"{"password":1,"x":{},"password":"p"}"#, "password"),
+        ] {
+            let err = Fields::parse(body.as_bytes()).err();
+            assert_eq!(
+                err,
+                Some(Invalid(format!("`{key}` is given more than once"))),
+                "{body}"
+            );
+        }
+        let long = format!(r#"{{"{0}":1,"{0}":2}}"#, "k".repeat(65));
+        for body in [long.as_str(), r#"{"a\nb":1,"a\nb":2}"#] {
+            let err = Fields::parse(body.as_bytes()).err();
+            assert_eq!(err, Some(Invalid("a key is given more than once".into())));
+        }
+        // Only the top level is read, so only it is checked.
+        assert!(Fields::parse(br#"{"x":{"a":1,"a":2},"email":"a@x.io"}"#).is_ok());
     }
 
     #[test]

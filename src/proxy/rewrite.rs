@@ -1,9 +1,10 @@
-//! The request as the upstream receives it: hop-by-hop and client-sent
-//! identity headers stripped, `X-Forwarded-*` and `X-Request-Id` set.
+//! The request as the upstream receives it: hop-by-hop, client-sent
+//! identity and routing-override headers stripped, `X-Forwarded-*` and
+//! `X-Request-Id` set.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::http::headers::{self, HOP_BY_HOP, PRINCIPAL_PREFIX};
+use crate::http::headers::{self, HOP_BY_HOP, PRINCIPAL_PREFIX, ROUTING_OVERRIDES};
 
 /// What the rewrite needs to know about the client's connection.
 pub struct Origin<'a> {
@@ -83,11 +84,12 @@ fn connection_listed(h: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// A client-sent `X-Principal-*` header (names are lower-case in a
-/// `HeaderMap`), or a `_` spelling of a header the gateway sets: nginx, CGI,
-/// WSGI and PHP read `X_Principal_Id` as `X-Principal-Id`.
+/// A client-sent `X-Principal-*` or routing-override header (names are
+/// lower-case in a `HeaderMap`), or a `_` spelling of one or of a header the
+/// gateway sets: nginx, CGI, WSGI and PHP read `X_Principal_Id` as
+/// `X-Principal-Id`.
 fn spoofs(name: &str) -> bool {
-    if name.starts_with(PRINCIPAL_PREFIX) {
+    if name.starts_with(PRINCIPAL_PREFIX) || ROUTING_OVERRIDES.iter().any(|h| h.as_str() == name) {
         return true;
     }
     if !name.contains('_') {
@@ -102,6 +104,7 @@ fn spoofs(name: &str) -> bool {
             &headers::X_REQUEST_ID,
         ]
         .iter()
+        .chain(&ROUTING_OVERRIDES)
         .any(|h| h.as_str() == dashed)
 }
 
@@ -202,6 +205,30 @@ mod tests {
             h.contains_key("x-principal"),
             "only the X-Principal- prefix is reserved"
         );
+    }
+
+    #[test]
+    fn rewrite_url_headers_are_stripped_whatever_the_spelling() {
+        let id = HeaderValue::from_static("rid");
+        let mut h = map(&[
+            ("X-Original-URL", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("X_Original_Url", "/admin"),
+            ("x-rewrite_url", "/admin"),
+            ("x-original-urls", "keep"),
+            ("x-original", "keep"),
+        ]);
+        request(&mut h, &origin(&id));
+        for gone in [
+            "x-original-url",
+            "x-rewrite-url",
+            "x_original_url",
+            "x-rewrite_url",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} survived");
+        }
+        assert!(h.contains_key("x-original-urls"));
+        assert!(h.contains_key("x-original"));
     }
 
     #[test]

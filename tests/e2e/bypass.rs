@@ -294,11 +294,13 @@ async fn every_jwt_attack_in_the_corpus_is_401_and_never_reaches_the_upstream() 
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
-/// Header names an upstream might read as an identity header, or as one of
-/// the other headers the gateway sets (`_` read as `-`, as CGI does).
+/// Header names an upstream might read as an identity header, as one of
+/// the other headers the gateway sets (`_` read as `-`, as CGI does), or as
+/// the path to route by instead of the authorised one (Symfony, IIS).
 fn principal_like(name: &str) -> bool {
     let dashed = name.to_ascii_lowercase().replace('_', "-");
     dashed.starts_with("x-principal-")
+        || ["x-original-url", "x-rewrite-url"].contains(&dashed.as_str())
         || (name.contains('_')
             && [
                 "x-forwarded-for",

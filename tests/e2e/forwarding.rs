@@ -52,6 +52,26 @@ async fn client_sent_principal_headers_never_reach_the_upstream() {
     assert!(leaked.is_empty(), "leaked identity headers: {leaked:?}");
 }
 
+// Symfony and IIS route by these instead of the request line, so passed
+// on they would bypass the path the gateway authorised.
+#[tokio::test]
+async fn client_sent_rewrite_url_headers_never_reach_the_upstream() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&route_to(&up)).await;
+    let req = "GET /x HTTP/1.1\r\nHost: a\r\nX-Original-URL: /admin\r\nx-rewrite-url: /admin\r\nX_Original_URL: /admin\r\nX-REWRITE_URL: /admin\r\nX-Original-URLs: kept\r\nConnection: close\r\n\r\n";
+    let reply = raw(gw.addr, req.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let got = up.last();
+    let mut names: Vec<&str> = got
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.contains("url"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x-original-urls"], "{:?}", got.headers);
+}
+
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let up = Upstream::start().await;

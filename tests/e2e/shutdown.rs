@@ -8,6 +8,7 @@ use http::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::harness::gateway::bin;
 use crate::harness::{eventually, eventually_async, full, read_until_close, Binary, Upstream};
 
 async fn slow_upstream(delay: Duration) -> Upstream {
@@ -97,4 +98,63 @@ async fn shutdown_timeout_bounds_the_drain() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(8),
         "drain took {took:?}"
     );
+}
+
+// The signal handlers used to be installed when the shutdown future was
+// first polled, after start-up: a SIGINT between the bind and then killed
+// the process (the default action) instead of draining it.
+#[test]
+fn a_signal_as_soon_as_the_port_accepts_drains_and_exits_0() {
+    let mut runs = 0;
+    while runs < 5 {
+        let dir = tempfile::tempdir().unwrap();
+        // A port free a moment ago (the test must know it before the ready
+        // line); if someone took it meanwhile, the run is repeated.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let file = dir.path().join("gateway.yaml");
+        // With `auth`, opening the store and making the dummy hash sit
+        // between the bind and the serving, as in production.
+        let yaml = format!(
+            "listen: {addr}\nauth: {{ store: data/users.redb, bcrypt_cost: 10 }}\nroutes:\n  - {{ name: pub, path: /pub, echo: true, auth: none }}\n"
+        );
+        std::fs::write(&file, yaml).unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut child = std::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env("GATEWAY_WORKERS", "2")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the port never accepted");
+            std::thread::yield_now();
+        }
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the gateway did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        if stderr.contains("cannot listen") {
+            continue;
+        }
+        assert!(sent.success(), "kill -INT failed");
+        assert_eq!(status.code(), Some(0), "run {runs}: {status}\n{stderr}");
+        runs += 1;
+    }
 }
