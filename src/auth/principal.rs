@@ -6,9 +6,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-pub static X_PRINCIPAL_ID: HeaderName = HeaderName::from_static("x-principal-id");
-pub static X_PRINCIPAL_EMAIL: HeaderName = HeaderName::from_static("x-principal-email");
-pub static X_PRINCIPAL_SCOPES: HeaderName = HeaderName::from_static("x-principal-scopes");
+use crate::http::headers::{X_PRINCIPAL_EMAIL, X_PRINCIPAL_ID, X_PRINCIPAL_SCOPES};
 
 /// The claims an access token must carry (SPEC section 6): a missing one
 /// fails deserialisation, and so does a duplicated one.
