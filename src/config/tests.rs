@@ -314,3 +314,32 @@ fn upstreams_naming_one_server_share_a_pool_key() {
     assert_eq!(key(0), key(1), "case and path do not split the pool");
     assert_eq!(key(2), "https://api.example:8080");
 }
+
+#[test]
+fn a_section_with_errors_still_counts_as_present() {
+    // One typo inside `auth` is one error: the routes that need `auth`
+    // must not also report that there is no `auth` section.
+    let required = "  - { name: a, path: /a, echo: true }\n  - { name: b, path: /b, echo: true, auth: required }\n";
+    let cases = [
+        (
+            format!("listen: 127.0.0.1:1\nauth:\n  bogus: 1\nroutes:\n{required}"),
+            "3:3: auth.bogus: unknown field `bogus`",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nauth: [store]\nroutes:\n{required}"),
+            "2:7: auth: ",
+        ),
+        (
+            "tls:\n  listen: 127.0.0.1:1\n  crt: x\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n".to_string(),
+            "3:3: tls.crt: unknown field `crt`",
+        ),
+    ];
+    for (text, want) in cases {
+        let errs = errors(&text);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(want),
+            "wanted only {want:?} for:\n{text}\ngot:\n{}",
+            errs.join("\n")
+        );
+    }
+}

@@ -99,11 +99,16 @@ impl Validator<'_> {
             return config;
         };
         let (mut listen, mut tls, mut routes) = (None, None, None);
+        // Sections given in the file, valid or not: a section with errors
+        // has reported them, and still counts as present for the checks
+        // of other sections (one typo inside `auth` is one error).
+        let mut present = HashSet::new();
         for (key, value) in entries {
             let name = key.key_text();
             if value.is_null() && name != "routes" {
                 continue;
             }
+            present.insert(name);
             match name {
                 "listen" => listen = self.section::<String>(value, name),
                 "tls" => tls = self.section::<raw::Tls>(value, name),
@@ -146,12 +151,7 @@ impl Validator<'_> {
         }
         config.listen = listen.and_then(|l| self.addr("listen", &l));
         config.tls = tls.and_then(|t| self.tls(t));
-        if listen_missing(&config)
-            && self
-                .errors
-                .iter()
-                .all(|e| !e.path.starts_with("listen") && !e.path.starts_with("tls"))
-        {
+        if !present.contains("listen") && !present.contains("tls") {
             self.err(
                 "",
                 "`listen` or `tls` is required: the gateway needs somewhere to listen",
@@ -159,7 +159,7 @@ impl Validator<'_> {
         }
         match routes {
             None => self.err("", "`routes` is required"),
-            Some(node) => config.routes = self.routes(node, config.auth.is_some()),
+            Some(node) => config.routes = self.routes(node, present.contains("auth")),
         }
         config
     }
@@ -578,10 +578,6 @@ impl Validator<'_> {
         }
         out
     }
-}
-
-fn listen_missing(c: &Config) -> bool {
-    c.listen.is_none() && c.tls.is_none()
 }
 
 fn methods_overlap(a: &Route, b: &Route) -> bool {
