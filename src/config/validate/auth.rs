@@ -1,0 +1,187 @@
+//! `auth`: the user store, token keys and the identity service's settings.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::model::{Algorithm, Auth, SigninLimit, TokenKeys};
+use crate::config::raw;
+use crate::identity::signing::{SigningError, SigningKeys};
+
+use super::Validator;
+
+impl Validator<'_> {
+    pub(super) fn auth(&mut self, a: raw::Auth) -> Auth {
+        let store = self.file_path(a.store.as_deref().unwrap_or("data/users.redb"));
+        if let Err(msg) = store_folder_writable(&store) {
+            self.err("auth.store", msg);
+        }
+        let access_token = self.token_keys(
+            "auth.access_token",
+            a.access_token.unwrap_or_default(),
+            Duration::from_secs(15 * 60),
+            true,
+        );
+        let refresh_token = self.token_keys(
+            "auth.refresh_token",
+            a.refresh_token.unwrap_or_default(),
+            Duration::from_secs(7 * 86_400),
+            false,
+        );
+        if access_token.secret.is_some() && access_token.secret == refresh_token.secret {
+            self.err(
+                "auth.refresh_token.secret",
+                "the refresh secret must differ from the access secret",
+            );
+        }
+        let bcrypt_cost = a.bcrypt_cost.unwrap_or(10);
+        if !(4..=31).contains(&bcrypt_cost) {
+            self.err(
+                "auth.bcrypt_cost",
+                format!("{bcrypt_cost} is out of range; bcrypt cost is 4..=31"),
+            );
+        }
+        let leeway = self.duration("auth.leeway", a.leeway, Duration::ZERO);
+        if leeway > Duration::from_secs(60) {
+            self.err("auth.leeway", "leeway is at most 60s");
+        }
+        let signin_limit = match a.signin_limit {
+            None => SigninLimit {
+                failures: 5,
+                window: Duration::from_secs(15 * 60),
+            },
+            Some(l) => SigninLimit {
+                failures: l.failures,
+                window: self.duration(
+                    "auth.signin_limit.window",
+                    Some(l.window),
+                    Duration::from_secs(900),
+                ),
+            },
+        };
+        Auth {
+            store,
+            issuer: a.issuer.unwrap_or_else(|| "gateway".to_string()),
+            access_token,
+            refresh_token,
+            bcrypt_cost,
+            cache_ttl: self.duration("auth.cache_ttl", a.cache_ttl, Duration::from_secs(300)),
+            cache_capacity: a.cache_capacity.unwrap_or(100_000),
+            default_scopes: a.default_scopes.unwrap_or_default(),
+            signin_limit,
+            leeway,
+        }
+    }
+
+    fn token_keys(
+        &mut self,
+        path: &str,
+        t: raw::Token,
+        default_ttl: Duration,
+        asymmetric_allowed: bool,
+    ) -> TokenKeys {
+        let algorithm = match t.algorithm.as_deref() {
+            None | Some("HS256") => Algorithm::HS256,
+            Some("EdDSA") if asymmetric_allowed => Algorithm::EdDSA,
+            Some("ES256") if asymmetric_allowed => Algorithm::ES256,
+            Some("RS256") if asymmetric_allowed => Algorithm::RS256,
+            Some(other) => {
+                let allowed = if asymmetric_allowed {
+                    "HS256, EdDSA, ES256 or RS256"
+                } else {
+                    "HS256 (refresh tokens are only read by the gateway)"
+                };
+                self.err(
+                    &format!("{path}.algorithm"),
+                    format!("unknown algorithm {other:?}; expected {allowed}"),
+                );
+                Algorithm::HS256
+            }
+        };
+        let secret = t.secret.filter(|s| !s.is_empty()).map(String::into_bytes);
+        if secret.as_ref().is_some_and(|s| s.len() < 32) {
+            self.err(
+                &format!("{path}.secret"),
+                "a secret must be at least 32 bytes (256 bits)",
+            );
+        }
+        let private_key = t.private_key.map(|p| self.file_path(&p));
+        match (algorithm, &secret, &private_key) {
+            (Algorithm::HS256, _, Some(_)) => self.err(
+                &format!("{path}.private_key"),
+                "HS256 uses `secret`, not `private_key`",
+            ),
+            (Algorithm::HS256, _, None) => {}
+            (_, Some(_), _) => self.err(
+                &format!("{path}.secret"),
+                "asymmetric algorithms use `private_key`, not `secret`",
+            ),
+            (_, None, None) => {
+                self.err(path, "asymmetric algorithms need `private_key: PATH` (PEM)")
+            }
+            (_, None, Some(p)) => {
+                if let Err(e) = std::fs::metadata(p) {
+                    self.err(
+                        &format!("{path}.private_key"),
+                        format!("cannot read {}: {e}", p.display()),
+                    );
+                }
+            }
+        }
+        let keys = TokenKeys {
+            algorithm,
+            secret,
+            private_key,
+            previous_keys: t
+                .previous_keys
+                .unwrap_or_default()
+                .iter()
+                .map(|p| self.file_path(p))
+                .collect(),
+            ttl: self.duration(&format!("{path}.ttl"), t.ttl, default_ttl),
+        };
+        self.check_key_files(path, &keys);
+        keys
+    }
+
+    /// Key files must parse as the algorithm's keys, as `serve` will read them.
+    fn check_key_files(&mut self, path: &str, keys: &TokenKeys) {
+        let Some(private) = keys.private_key.as_ref().filter(|p| p.exists()) else {
+            return;
+        };
+        if keys.algorithm == Algorithm::HS256 {
+            return;
+        }
+        let loaded = SigningKeys::asymmetric(keys.algorithm, private, &keys.previous_keys);
+        if let Err(e) = loaded {
+            let field = match &e {
+                SigningError::Read { path: p, .. } | SigningError::Bad { path: p, .. }
+                    if p != private =>
+                {
+                    "previous_keys"
+                }
+                _ => "private_key",
+            };
+            self.err(&format!("{path}.{field}"), e.to_string());
+        }
+    }
+}
+
+/// The store's folder must exist and be writable, or be creatable.
+fn store_folder_writable(store: &Path) -> Result<(), String> {
+    let folder = store.parent().unwrap_or(Path::new("."));
+    let mut existing = folder;
+    while !existing.exists() {
+        existing = existing
+            .parent()
+            .ok_or_else(|| format!("no existing folder above {}", folder.display()))?;
+    }
+    let meta = std::fs::metadata(existing)
+        .map_err(|e| format!("cannot read {}: {e}", existing.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a folder", existing.display()));
+    }
+    if meta.permissions().readonly() {
+        return Err(format!("{} is not writable", existing.display()));
+    }
+    Ok(())
+}
