@@ -343,3 +343,38 @@ fn a_section_with_errors_still_counts_as_present() {
         );
     }
 }
+
+#[test]
+fn left_out_settings_take_the_documented_defaults() {
+    use std::time::Duration;
+    let c = parse_str(&format!(
+        "listen: 127.0.0.1:1\nauth:\n  issuer: gateway\ncors:\n  allow_origins: [\"http://a.test\"]\n{ROUTE}"
+    ))
+    .unwrap();
+    let auth = c.auth.unwrap();
+    // SPEC section 2, as the config reference gives them.
+    assert_eq!(auth.store, Path::new("/tmp/gw-test/data/users.redb"));
+    assert_eq!(auth.issuer, "gateway");
+    assert_eq!(auth.access_token.ttl, Duration::from_secs(15 * 60));
+    assert_eq!(auth.refresh_token.ttl, Duration::from_secs(7 * 86_400));
+    assert_eq!(auth.bcrypt_cost, 10);
+    assert_eq!(auth.cache_ttl, Duration::from_secs(300));
+    assert_eq!(auth.cache_capacity, 100_000);
+    assert_eq!(
+        (auth.signin_limit.failures, auth.signin_limit.window),
+        (5, Duration::from_secs(15 * 60))
+    );
+    assert_eq!(auth.leeway, Duration::ZERO);
+    let cors = c.cors.unwrap();
+    assert_eq!(
+        cors.allow_methods,
+        ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    );
+    assert_eq!(cors.expose_headers, ["X-Request-Id"]);
+    assert!(!cors.allow_credentials);
+    assert_eq!(cors.max_age, Duration::from_secs(600));
+    assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(c.log.format, LogFormat::Json);
+}

@@ -11,20 +11,20 @@ use super::Validator;
 
 impl Validator<'_> {
     pub(super) fn auth(&mut self, a: raw::Auth) -> Auth {
-        let store = self.file_path(a.store.as_deref().unwrap_or("data/users.redb"));
+        let store = self.file_path(a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE));
         if let Err(msg) = store_folder_writable(&store) {
             self.err("auth.store", msg);
         }
         let access_token = self.token_keys(
             "auth.access_token",
             a.access_token.unwrap_or_default(),
-            Duration::from_secs(15 * 60),
+            TokenKeys::ACCESS_TTL,
             true,
         );
         let refresh_token = self.token_keys(
             "auth.refresh_token",
             a.refresh_token.unwrap_or_default(),
-            Duration::from_secs(7 * 86_400),
+            TokenKeys::REFRESH_TTL,
             false,
         );
         if access_token.secret.is_some() && access_token.secret == refresh_token.secret {
@@ -33,39 +33,38 @@ impl Validator<'_> {
                 "the refresh secret must differ from the access secret",
             );
         }
-        let bcrypt_cost = a.bcrypt_cost.unwrap_or(10);
-        if !(4..=31).contains(&bcrypt_cost) {
+        let bcrypt_cost = a.bcrypt_cost.unwrap_or(Auth::DEFAULT_BCRYPT_COST);
+        if !Auth::BCRYPT_COSTS.contains(&bcrypt_cost) {
+            let (low, high) = Auth::BCRYPT_COSTS.into_inner();
             self.err(
                 "auth.bcrypt_cost",
-                format!("{bcrypt_cost} is out of range; bcrypt cost is 4..=31"),
+                format!("{bcrypt_cost} is out of range; bcrypt cost is {low}..={high}"),
             );
         }
-        let leeway = self.duration("auth.leeway", a.leeway, Duration::ZERO);
-        if leeway > Duration::from_secs(60) {
-            self.err("auth.leeway", "leeway is at most 60s");
+        let leeway = self.duration("auth.leeway", a.leeway, Auth::DEFAULT_LEEWAY);
+        if leeway > Auth::MAX_LEEWAY {
+            let most = Auth::MAX_LEEWAY.as_secs();
+            self.err("auth.leeway", format!("leeway is at most {most}s"));
         }
         let signin_limit = match a.signin_limit {
-            None => SigninLimit {
-                failures: 5,
-                window: Duration::from_secs(15 * 60),
-            },
+            None => SigninLimit::DEFAULT,
             Some(l) => SigninLimit {
                 failures: l.failures,
                 window: self.duration(
                     "auth.signin_limit.window",
                     Some(l.window),
-                    Duration::from_secs(900),
+                    SigninLimit::DEFAULT.window,
                 ),
             },
         };
         Auth {
             store,
-            issuer: a.issuer.unwrap_or_else(|| "gateway".to_string()),
+            issuer: a.issuer.unwrap_or_else(|| Auth::DEFAULT_ISSUER.to_string()),
             access_token,
             refresh_token,
             bcrypt_cost,
-            cache_ttl: self.duration("auth.cache_ttl", a.cache_ttl, Duration::from_secs(300)),
-            cache_capacity: a.cache_capacity.unwrap_or(100_000),
+            cache_ttl: self.duration("auth.cache_ttl", a.cache_ttl, Auth::DEFAULT_CACHE_TTL),
+            cache_capacity: a.cache_capacity.unwrap_or(Auth::DEFAULT_CACHE_CAPACITY),
             default_scopes: a.default_scopes.unwrap_or_default(),
             signin_limit,
             leeway,
@@ -98,10 +97,14 @@ impl Validator<'_> {
             }
         };
         let secret = t.secret.filter(|s| !s.is_empty()).map(String::into_bytes);
-        if secret.as_ref().is_some_and(|s| s.len() < 32) {
+        let least = TokenKeys::MIN_SECRET_BYTES;
+        if secret.as_ref().is_some_and(|s| s.len() < least) {
             self.err(
                 &format!("{path}.secret"),
-                "a secret must be at least 32 bytes (256 bits)",
+                format!(
+                    "a secret must be at least {least} bytes ({} bits)",
+                    least * 8
+                ),
             );
         }
         let private_key = t.private_key.map(|p| self.file_path(&p));

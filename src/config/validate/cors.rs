@@ -1,7 +1,6 @@
 //! `cors`, and a route's own `cors:` policy.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use http::Uri;
 
@@ -12,6 +11,7 @@ use super::Validator;
 
 impl Validator<'_> {
     pub(super) fn cors(&mut self, c: raw::Cors, path: &str) -> CorsPolicy {
+        let d = CorsPolicy::default();
         let origins: Vec<String> = c
             .allow_origins
             .unwrap_or_default()
@@ -33,31 +33,22 @@ impl Validator<'_> {
                 );
             }
         }
-        let allow_credentials = c.allow_credentials.unwrap_or(false);
+        let allow_credentials = c.allow_credentials.unwrap_or(d.allow_credentials);
         if any_origin && allow_credentials {
             self.err(&format!("{path}.allow_credentials"), "`allow_origins: [\"*\"]` with `allow_credentials: true` is refused by browsers; list the origins instead");
         }
-        let methods = c.allow_methods.unwrap_or_else(|| {
-            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-                .map(String::from)
-                .to_vec()
-        });
+        let allow_methods = match c.allow_methods {
+            Some(names) => self.methods(&format!("{path}.allow_methods"), &names),
+            None => d.allow_methods,
+        };
         CorsPolicy {
             allow_origins: origins,
             any_origin,
-            allow_methods: self.methods(&format!("{path}.allow_methods"), &methods),
-            allow_headers: c
-                .allow_headers
-                .unwrap_or_else(|| vec!["Authorization".into(), "Content-Type".into()]),
-            expose_headers: c
-                .expose_headers
-                .unwrap_or_else(|| vec!["X-Request-Id".into()]),
+            allow_methods,
+            allow_headers: c.allow_headers.unwrap_or(d.allow_headers),
+            expose_headers: c.expose_headers.unwrap_or(d.expose_headers),
             allow_credentials,
-            max_age: self.duration(
-                &format!("{path}.max_age"),
-                c.max_age,
-                Duration::from_secs(600),
-            ),
+            max_age: self.duration(&format!("{path}.max_age"), c.max_age, d.max_age),
         }
     }
 }

@@ -87,10 +87,7 @@ impl Validator<'_> {
             listen: None,
             tls: None,
             admin: None,
-            log: Log {
-                format: LogFormat::Json,
-                access: true,
-            },
+            log: Log::default(),
             limits: Limits::default(),
             auth: None,
             cors: None,

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::uri::{Scheme, Uri};
 use http::HeaderValue;
@@ -125,7 +124,7 @@ impl Validator<'_> {
             timeout: self.duration(
                 &format!("{path}.timeout"),
                 r.timeout,
-                Duration::from_secs(30),
+                Route::DEFAULT_TIMEOUT,
             ),
             cors,
             upstream_protocol: r.upstream_protocol.unwrap_or_default(),
