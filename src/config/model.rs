@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method};
 
+use super::error::{ConfigError, Pos};
 pub use super::raw::{LogFormat, UpstreamProtocol};
 use crate::route::Template;
 
@@ -29,11 +30,35 @@ pub struct Config {
     pub routes: Vec<Route>,
 }
 
+/// A file the config names, and where it names it. Validation reads no
+/// file; the loading step (`crate::load`) does, and reports what is wrong
+/// with the file at the scalar that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    /// The YAML path of that scalar, like `tls.cert` or
+    /// `auth.access_token.previous_keys[1]`.
+    pub yaml_path: String,
+    /// Where the scalar is; for a default path (`auth.store` left out),
+    /// the enclosing mapping.
+    pub pos: Pos,
+}
+
+impl FileRef {
+    /// An error about the file, positioned at the scalar naming it.
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.pos, self.yaml_path.clone(), message)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub listen: SocketAddr,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    /// PEM certificate chain.
+    pub cert: FileRef,
+    /// PEM private key of the chain's first certificate.
+    pub key: FileRef,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +103,9 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 pub struct Auth {
-    /// The redb file; default `DEFAULT_STORE`, beside the config file.
-    pub store: PathBuf,
+    /// The redb file (created with its folder if missing); default
+    /// `DEFAULT_STORE`, beside the config file.
+    pub store: FileRef,
     /// `iss` of issued tokens; default `DEFAULT_ISSUER`.
     pub issuer: String,
     /// Default ttl `TokenKeys::ACCESS_TTL`.
@@ -126,8 +152,10 @@ pub enum Algorithm {
 pub struct TokenKeys {
     pub algorithm: Algorithm,
     pub secret: Option<Vec<u8>>,
-    pub private_key: Option<PathBuf>,
-    pub previous_keys: Vec<PathBuf>,
+    /// PEM private key (asymmetric algorithms only).
+    pub private_key: Option<FileRef>,
+    /// PEM public keys that still verify tokens signed before a rotation.
+    pub previous_keys: Vec<FileRef>,
     pub ttl: Duration,
 }
 

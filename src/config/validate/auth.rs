@@ -1,20 +1,20 @@
 //! `auth`: the user store, token keys and the identity service's settings.
+//! The store's folder and the key files are only named here; the loading
+//! step (`crate::load`) checks them.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::config::model::{Algorithm, Auth, SigninLimit, TokenKeys};
 use crate::config::raw;
-use crate::identity::signing::{SigningError, SigningKeys};
 
 use super::Validator;
 
 impl Validator<'_> {
     pub(super) fn auth(&mut self, a: raw::Auth) -> Auth {
-        let store = self.file_path(a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE));
-        if let Err(msg) = store_folder_writable(&store) {
-            self.err("auth.store", msg);
-        }
+        let store = self.file_ref(
+            "auth.store",
+            a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE),
+        );
         let access_token = self.token_keys(
             "auth.access_token",
             a.access_token.unwrap_or_default(),
@@ -107,7 +107,9 @@ impl Validator<'_> {
                 ),
             );
         }
-        let private_key = t.private_key.map(|p| self.file_path(&p));
+        let private_key = t
+            .private_key
+            .map(|p| self.file_ref(&format!("{path}.private_key"), &p));
         match (algorithm, &secret, &private_key) {
             (Algorithm::HS256, _, Some(_)) => self.err(
                 &format!("{path}.private_key"),
@@ -121,70 +123,19 @@ impl Validator<'_> {
             (_, None, None) => {
                 self.err(path, "asymmetric algorithms need `private_key: PATH` (PEM)")
             }
-            (_, None, Some(p)) => {
-                if let Err(e) = std::fs::metadata(p) {
-                    self.err(
-                        &format!("{path}.private_key"),
-                        format!("cannot read {}: {e}", p.display()),
-                    );
-                }
-            }
+            (_, None, Some(_)) => {}
         }
-        let keys = TokenKeys {
+        let previous_keys = t.previous_keys.unwrap_or_default();
+        TokenKeys {
             algorithm,
             secret,
             private_key,
-            previous_keys: t
-                .previous_keys
-                .unwrap_or_default()
+            previous_keys: previous_keys
                 .iter()
-                .map(|p| self.file_path(p))
+                .enumerate()
+                .map(|(i, p)| self.file_ref(&format!("{path}.previous_keys[{i}]"), p))
                 .collect(),
             ttl: self.duration(&format!("{path}.ttl"), t.ttl, default_ttl),
-        };
-        self.check_key_files(path, &keys);
-        keys
-    }
-
-    /// Key files must parse as the algorithm's keys, as `serve` will read them.
-    fn check_key_files(&mut self, path: &str, keys: &TokenKeys) {
-        let Some(private) = keys.private_key.as_ref().filter(|p| p.exists()) else {
-            return;
-        };
-        if keys.algorithm == Algorithm::HS256 {
-            return;
-        }
-        let loaded = SigningKeys::asymmetric(keys.algorithm, private, &keys.previous_keys);
-        if let Err(e) = loaded {
-            let field = match &e {
-                SigningError::Read { path: p, .. } | SigningError::Bad { path: p, .. }
-                    if p != private =>
-                {
-                    "previous_keys"
-                }
-                _ => "private_key",
-            };
-            self.err(&format!("{path}.{field}"), e.to_string());
         }
     }
-}
-
-/// The store's folder must exist and be writable, or be creatable.
-fn store_folder_writable(store: &Path) -> Result<(), String> {
-    let folder = store.parent().unwrap_or(Path::new("."));
-    let mut existing = folder;
-    while !existing.exists() {
-        existing = existing
-            .parent()
-            .ok_or_else(|| format!("no existing folder above {}", folder.display()))?;
-    }
-    let meta = std::fs::metadata(existing)
-        .map_err(|e| format!("cannot read {}: {e}", existing.display()))?;
-    if !meta.is_dir() {
-        return Err(format!("{} is not a folder", existing.display()));
-    }
-    if meta.permissions().readonly() {
-        return Err(format!("{} is not writable", existing.display()));
-    }
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! `listen`, `tls` and `admin`: where the gateway listens.
+//! `listen`, `tls` and `admin`: where the gateway listens. The certificate
+//! and key are only named here; the loading step (`crate::load`) reads them.
 
 use std::net::SocketAddr;
 
@@ -10,10 +11,8 @@ use super::Validator;
 impl Validator<'_> {
     pub(super) fn tls(&mut self, t: raw::Tls) -> Option<Tls> {
         let listen = self.addr("tls.listen", &t.listen)?;
-        let (cert, key) = (self.file_path(&t.cert), self.file_path(&t.key));
-        if let Err(msg) = crate::tls::load_certified_key(&cert, &key) {
-            self.err("tls.cert", msg);
-        }
+        let cert = self.file_ref("tls.cert", &t.cert);
+        let key = self.file_ref("tls.key", &t.key);
         Some(Tls { listen, cert, key })
     }
 

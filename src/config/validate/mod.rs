@@ -12,7 +12,7 @@ mod routes;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,18 +43,16 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "listen", "tls", "admin", "log", "limits", "auth", "cors", "routes",
 ];
 
-/// Builds the validated config; `base` is the folder relative paths resolve against.
-pub fn config(root: &Node, file: &Path, base: &Path) -> Result<Config, Vec<ConfigError>> {
+/// Builds the config as far as the tree allows, with every error found;
+/// `base` is the folder relative paths resolve against.
+pub fn config(root: &Node, file: &Path, base: &Path) -> (Config, Vec<ConfigError>) {
     let mut v = Validator {
         root,
         base,
         errors: Vec::new(),
     };
     let config = v.top_level(file);
-    match v.errors.is_empty() {
-        true => Ok(config),
-        false => Err(v.errors),
-    }
+    (config, v.errors)
 }
 
 struct Validator<'a> {
@@ -185,8 +183,17 @@ impl Validator<'_> {
         }
     }
 
-    fn file_path(&self, text: &str) -> PathBuf {
-        self.base.join(text)
+    /// A file the config names at `path`, resolved against the config's
+    /// folder and positioned at its scalar. Nothing is read here.
+    fn file_ref(&mut self, path: &str, text: &str) -> FileRef {
+        if text.trim().is_empty() {
+            self.err(path, "the path is empty; give a file path");
+        }
+        FileRef {
+            path: self.base.join(text),
+            yaml_path: path.to_string(),
+            pos: self.root.locate(path),
+        }
     }
 
     fn methods(&mut self, path: &str, names: &[String]) -> Vec<Method> {
