@@ -10,15 +10,17 @@
 //! endpoint serves sign-up, sign-in and the rest). On the way back
 //! `proxy::decorate` and `proxy::cors` fix the response headers, a failure
 //! becomes its JSON body in `proxy::error`, and `telemetry` records the
-//! request once its body is done. `config` alone reads gateway.yaml;
-//! `ops::reload` rebuilds the state from it; `ops::admin` serves health and
-//! metrics; `run` starts it all.
+//! request once its body is done. `config` alone parses gateway.yaml, and
+//! `load` is the one step that reads it and the files it names (for
+//! `check`, start-up and reload alike); `ops::reload` rebuilds the state
+//! from it; `ops::admin` serves health and metrics; `run` starts it all.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod load;
 pub mod ops;
 pub mod proxy;
 pub mod run;

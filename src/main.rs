@@ -1,13 +1,15 @@
-//! The `gateway` binary: parse the command line, load the config, bind,
-//! and hand over to `gateway::run`. Exit codes: 0 ok, 1 failure, 2 usage.
+//! The `gateway` binary: parse the command line, load the config (and the
+//! files it names), bind, and hand over to `gateway::run`. Exit codes: 0
+//! ok, 1 failure, 2 usage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use gateway::config::{self, Config, LogFormat};
+use gateway::config::LogFormat;
 use gateway::identity::users_cli::{self, UsersCommand};
+use gateway::load::{self, Loaded};
 use gateway::Listeners;
 
 // glibc malloc showed up as ~8% of CPU per proxied request (malloc, free,
@@ -55,7 +57,7 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    let path = cli.config.clone().unwrap_or_else(load::default_path);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(&path),
         Command::Serve => serve(&path, cli.log_format),
@@ -63,8 +65,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    config::load(path).map_err(|errors| {
+/// The one loading step (`check`, `serve` and reload share it); errors
+/// are printed, positioned.
+fn load(path: &std::path::Path) -> Result<Loaded, ExitCode> {
+    load::load(path).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(1)
     })
@@ -72,7 +76,7 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 
 fn check(path: &std::path::Path) -> ExitCode {
     match load(path) {
-        Ok(c) => {
+        Ok(Loaded { config: c, .. }) => {
             println!(
                 "ok: {} routes, {} listeners",
                 c.routes.len(),
@@ -86,7 +90,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
     let config = match load(path) {
-        Ok(c) => c,
+        Ok(loaded) => loaded.config,
         Err(code) => return code,
     };
     let Some(auth) = config.auth else {
@@ -96,7 +100,7 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
         );
         return ExitCode::from(1);
     };
-    match users_cli::run(&auth.store, command) {
+    match users_cli::run(&auth.store.path, command) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -109,17 +113,17 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
 }
 
 fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
+    let mut loaded = match load(path) {
+        Ok(l) => l,
         Err(code) => return code,
     };
     let forced = log_format.map(|f| match f {
         Format::Json => LogFormat::Json,
         Format::Pretty => LogFormat::Pretty,
     });
-    gateway::telemetry::logging::init(config.log.format, forced);
-    let mut config = config;
-    config.log.format = gateway::telemetry::logging::effective(config.log.format);
+    let log = &mut loaded.config.log;
+    gateway::telemetry::logging::init(log.format, forced);
+    log.format = gateway::telemetry::logging::effective(log.format);
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -140,14 +144,14 @@ fn serve(path: &std::path::Path, log_format: Option<Format>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listeners = match Listeners::bind(&config) {
+    let listeners = match Listeners::bind(&loaded.config) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let served = runtime.block_on(gateway::run(config, listeners, shutdown));
+    let served = runtime.block_on(gateway::run(loaded, listeners, shutdown));
     // A hash or store write still running on a blocking thread must not hold
     // the exit past the drain.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

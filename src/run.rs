@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::http::server::{self, Lifecycle, Transport};
 use crate::http::tls::{self, CertResolver};
 use crate::identity::UserStore;
+use crate::load::Loaded;
 use crate::proxy::state::{Boot, Gateway, GatewayState, StateError};
 use crate::proxy::upstream::Upstreams;
 use crate::telemetry::metrics::Metrics;
@@ -103,14 +104,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Serves until `shutdown` completes, then drains connections (at most
-/// `limits.shutdown_timeout`).
+/// Serves what `load::load` loaded until `shutdown` completes, then drains
+/// connections (at most `limits.shutdown_timeout`).
 pub async fn run(
-    config: Config,
+    loaded: Loaded,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    start(config, listeners).await?.serve_until(shutdown).await;
+    start(loaded, listeners).await?.serve_until(shutdown).await;
     Ok(())
 }
 
@@ -122,11 +123,12 @@ pub struct Running {
     alive: mpsc::Receiver<()>,
 }
 
-/// Opens the store, builds the first state, starts watching for reloads,
-/// then serves on every listener and logs the ready line.
-pub async fn start(config: Config, listeners: Listeners) -> Result<Running, StartError> {
-    let files = crate::ops::reload::watched_files(&config);
-    let gw = Arc::new(open(config).await?);
+/// Opens the store, builds the first state from what `load::load` loaded
+/// (the certificate and keys are not read again), starts watching for
+/// reloads, then serves on every listener and logs the ready line.
+pub async fn start(loaded: Loaded, listeners: Listeners) -> Result<Running, StartError> {
+    let files = crate::ops::reload::watched_files(&loaded.config);
+    let gw = Arc::new(open(loaded).await?);
     let (stop, stop_rx) = watch::channel(false);
     let (alive_tx, alive) = mpsc::channel::<()>(1);
     let life = Lifecycle {
@@ -194,31 +196,25 @@ impl Running {
     }
 }
 
-/// Opens the store, loads the certificate and builds the first state.
-async fn open(config: Config) -> Result<Gateway, StartError> {
-    let users = match config.auth.as_ref().map(|a| a.store.clone()) {
+/// Opens the store and builds the first state.
+async fn open(loaded: Loaded) -> Result<Gateway, StartError> {
+    let users = match loaded.config.auth.as_ref().map(|a| a.store.path.clone()) {
         Some(path) => Some(Arc::new(blocking(move || UserStore::open(&path)).await?)),
         None => None,
     };
-    let cert = match &config.tls {
-        Some(t) => {
-            let (cert, key) = (t.cert.clone(), t.key.clone());
-            let loaded = blocking(move || tls::load_certified_key(&cert, &key)).await;
-            Some(CertResolver::new(loaded.map_err(StartError::Tls)?))
-        }
-        None => None,
-    };
+    let cert = loaded.cert.clone().map(CertResolver::new);
+    let (boot, idle_timeout) = (Boot::of(&loaded.config), loaded.config.limits.idle_timeout);
     let metrics = Arc::new(Metrics::new());
-    let (config, users2, metrics2) = (Arc::new(config), users.clone(), metrics.clone());
-    let c = config.clone();
-    let state = blocking(move || GatewayState::build(&c, users2.as_ref(), &metrics2, None)).await?;
+    let (users2, metrics2) = (users.clone(), metrics.clone());
+    let state =
+        blocking(move || GatewayState::build(&loaded, users2.as_ref(), &metrics2, None)).await?;
     Ok(Gateway {
         state: ArcSwap::from_pointee(state),
-        upstreams: Upstreams::new(config.limits.idle_timeout).map_err(StartError::Roots)?,
+        upstreams: Upstreams::new(idle_timeout).map_err(StartError::Roots)?,
         metrics,
         users,
         cert,
-        boot: Boot::of(&config),
+        boot,
         ready: Default::default(),
     })
 }

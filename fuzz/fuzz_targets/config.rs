@@ -2,9 +2,8 @@
 //! never a panic, and the same text always gives the same answer.
 //!
 //! Input: the config text (invalid UTF-8 is replaced, as the loader only
-//! takes `&str`). Relative paths resolve under a folder that does not exist,
-//! so the loader's file checks stay off the real tree; absolute paths in the
-//! input do reach the file system (metadata, and key files it reads).
+//! takes `&str`). `parse` does no I/O (the loading step, `gateway::load`,
+//! reads the files a config names), so no input reaches the file system.
 #![no_main]
 
 use std::path::Path;

@@ -68,7 +68,7 @@ fn build(keys: SigningKeys, metrics: &Arc<Metrics>, revoked: &Arc<Revoked>) -> T
     Target { authorizer, keys }
 }
 
-/// The EdDSA keys as `serve` loads them: from a PKCS#8 PEM file.
+/// The EdDSA keys as `serve` loads them: from a PKCS#8 PEM.
 fn eddsa_keys() -> SigningKeys {
     let mut der = vec![
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
@@ -79,12 +79,8 @@ fn eddsa_keys() -> SigningKeys {
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         STANDARD.encode(&der)
     );
-    let path =
-        std::env::temp_dir().join(format!("gateway-fuzz-ed25519-{}.pem", std::process::id()));
-    std::fs::write(&path, pem).expect("write the fuzz key");
-    let keys = SigningKeys::asymmetric(Algorithm::EdDSA, &path, &[]);
-    let _ = std::fs::remove_file(&path);
-    keys.expect("load the fuzz EdDSA key")
+    SigningKeys::asymmetric(Algorithm::EdDSA, pem.as_bytes(), &[])
+        .expect("load the fuzz EdDSA key")
 }
 
 fn targets() -> &'static Targets {

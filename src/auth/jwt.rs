@@ -3,9 +3,8 @@
 //! key (PKCS#8; RSA also PKCS#1). Asymmetric keys get a `kid`
 //! (the RFC 7638 thumbprint of their public JWK); `previous_keys` (public
 //! PEMs) keep verifying tokens signed before a rotation, and every public
-//! key is published as a JWK set.
-
-use std::path::{Path, PathBuf};
+//! key is published as a JWK set. Keys come in as PEM text; the loading
+//! step (`crate::load`) reads their files.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -23,16 +22,13 @@ pub struct Rules(Validation);
 #[error("signing a token: {0}")]
 pub struct SignError(#[source] jsonwebtoken::errors::Error);
 
+/// A key PEM that is no key of the configured algorithm.
 #[derive(Debug, thiserror::Error)]
-pub enum SigningError {
-    #[error("cannot read key {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("key {path}: {why}")]
-    Bad { path: PathBuf, why: String },
+#[error("{why}")]
+pub struct BadKey {
+    /// Which: `None` the private key, `Some(i)` the `i`th previous key.
+    pub previous: Option<usize>,
+    pub why: String,
 }
 
 /// A public key that verifies access tokens.
@@ -65,73 +61,43 @@ impl SigningKeys {
         }
     }
 
-    /// The asymmetric key pair at `private`, plus the public `previous` keys.
+    /// The asymmetric key pair in the PEM `private`, plus the public
+    /// `previous` PEMs; every key that does not parse is reported.
     pub fn asymmetric(
         alg: Alg,
-        private: &Path,
-        previous: &[PathBuf],
-    ) -> Result<SigningKeys, SigningError> {
+        private: &[u8],
+        previous: &[Vec<u8>],
+    ) -> Result<SigningKeys, Vec<BadKey>> {
         let algorithm = match alg {
             Alg::EdDSA => Algorithm::EdDSA,
             Alg::ES256 => Algorithm::ES256,
             Alg::RS256 => Algorithm::RS256,
             Alg::HS256 => unreachable!("HS256 keys are secrets"),
         };
-        let pem = read(private)?;
-        let bad = |why: String| SigningError::Bad {
-            path: private.to_path_buf(),
-            why,
-        };
-        let (label, der) = pem_der(&pem).ok_or_else(|| bad("not a PEM file".into()))?;
-        let (encoding, jwk) = match algorithm {
-            Algorithm::EdDSA => {
-                let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-                    .map_err(|e| bad(format!("not an Ed25519 PKCS#8 private key: {e}")))?;
-                (
-                    EncodingKey::from_ed_der(&der),
-                    okp_jwk(pair.public_key().as_ref()),
-                )
-            }
-            Algorithm::ES256 => {
-                let rng = ring::rand::SystemRandom::new();
-                let pair = signature::EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &der,
-                    &rng,
-                )
-                .map_err(|e| bad(format!("not a P-256 PKCS#8 private key: {e}")))?;
-                (
-                    EncodingKey::from_ec_der(&der),
-                    ec_jwk(pair.public_key().as_ref())
-                        .ok_or_else(|| bad("bad P-256 point".into()))?,
-                )
-            }
-            _ => {
-                let pair = match label.as_str() {
-                    "RSA PRIVATE KEY" => signature::RsaKeyPair::from_der(&der),
-                    _ => signature::RsaKeyPair::from_pkcs8(&der),
-                }
-                .map_err(|e| bad(format!("not an RSA private key: {e}")))?;
-                let c = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
-                let encoding =
-                    EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
-                (encoding, rsa_jwk(&c.n, &c.e))
-            }
-        };
-        let mut verifying = vec![verifying_key(algorithm, jwk).map_err(bad)?];
-        for path in previous {
-            let pem = read(path)?;
-            let jwk = public_jwk(algorithm, &pem).map_err(|why| SigningError::Bad {
-                path: path.clone(),
-                why,
-            })?;
-            verifying.push(
-                verifying_key(algorithm, jwk).map_err(|why| SigningError::Bad {
-                    path: path.clone(),
+        let mut bad = Vec::new();
+        let current = key_pair(algorithm, private)
+            .and_then(|(encoding, jwk)| Ok((encoding, verifying_key(algorithm, jwk)?)))
+            .map_err(|why| {
+                bad.push(BadKey {
+                    previous: None,
                     why,
-                })?,
-            );
+                })
+            })
+            .ok();
+        let mut verifying = Vec::with_capacity(previous.len() + 1);
+        for (i, pem) in previous.iter().enumerate() {
+            match public_jwk(algorithm, pem).and_then(|jwk| verifying_key(algorithm, jwk)) {
+                Ok(v) => verifying.push(v),
+                Err(why) => bad.push(BadKey {
+                    previous: Some(i),
+                    why,
+                }),
+            }
         }
+        let Some((encoding, first)) = current.filter(|_| bad.is_empty()) else {
+            return Err(bad);
+        };
+        verifying.insert(0, first);
         let mut header = Header::new(algorithm);
         header.kid = verifying[0].kid.clone();
         Ok(SigningKeys {
@@ -213,33 +179,44 @@ fn strict_header(token: &str) -> Option<StrictHeader> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).ok()?).ok()
 }
 
-/// Key files are small: a device or pipe named by mistake (`/dev/zero`)
-/// must give an error, not fill memory or hang.
-const MAX_KEY_FILE: u64 = 64 * 1024;
-
-fn read(path: &Path) -> Result<String, SigningError> {
-    let bad = |why: &str| SigningError::Bad {
-        path: path.to_path_buf(),
-        why: why.to_string(),
-    };
-    let meta = std::fs::metadata(path).map_err(|source| SigningError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file"));
+/// The encoding key and public JWK of a private key PEM (PKCS#8; RSA also PKCS#1).
+fn key_pair(algorithm: Algorithm, pem: &[u8]) -> Result<(EncodingKey, Value), String> {
+    let (label, der) = pem_der(pem).ok_or("not a PEM file")?;
+    match algorithm {
+        Algorithm::EdDSA => {
+            let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+                .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
+            Ok((
+                EncodingKey::from_ed_der(&der),
+                okp_jwk(pair.public_key().as_ref()),
+            ))
+        }
+        Algorithm::ES256 => {
+            let rng = ring::rand::SystemRandom::new();
+            let pair = signature::EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &der,
+                &rng,
+            )
+            .map_err(|e| format!("not a P-256 PKCS#8 private key: {e}"))?;
+            let jwk = ec_jwk(pair.public_key().as_ref()).ok_or("bad P-256 point")?;
+            Ok((EncodingKey::from_ec_der(&der), jwk))
+        }
+        _ => {
+            let pair = match label.as_str() {
+                "RSA PRIVATE KEY" => signature::RsaKeyPair::from_der(&der),
+                _ => signature::RsaKeyPair::from_pkcs8(&der),
+            }
+            .map_err(|e| format!("not an RSA private key: {e}"))?;
+            let c = signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+            let encoding = EncodingKey::from_rsa_pem(pem).map_err(|e| e.to_string())?;
+            Ok((encoding, rsa_jwk(&c.n, &c.e)))
+        }
     }
-    if meta.len() > MAX_KEY_FILE {
-        return Err(bad("larger than 64 KiB, not a key"));
-    }
-    std::fs::read_to_string(path).map_err(|source| SigningError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// The label and DER bytes of the first PEM block.
-fn pem_der(text: &str) -> Option<(String, Vec<u8>)> {
+fn pem_der(text: &[u8]) -> Option<(String, Vec<u8>)> {
     let block = pem::parse(text).ok()?;
     Some((block.tag().to_string(), block.into_contents()))
 }
@@ -315,7 +292,7 @@ fn verifying_key(alg: Algorithm, mut jwk: Value) -> Result<Verifying, String> {
 }
 
 /// The JWK of a public key PEM (SubjectPublicKeyInfo; RSA also PKCS#1).
-fn public_jwk(alg: Algorithm, pem: &str) -> Result<Value, String> {
+fn public_jwk(alg: Algorithm, pem: &[u8]) -> Result<Value, String> {
     let (label, der) = pem_der(pem).ok_or("not a PEM file")?;
     let key = match label.as_str() {
         "RSA PUBLIC KEY" => der,
@@ -372,21 +349,4 @@ pub fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_device_or_huge_file_is_refused_as_a_key_not_read() {
-        // Found while fuzzing: `private_key: /dev/zero` filled memory.
-        let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
-        assert!(err.contains("not a regular file"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        let big = dir.path().join("big.pem");
-        std::fs::write(&big, vec![b'A'; 100 * 1024]).unwrap();
-        let err = read(&big).unwrap_err().to_string();
-        assert!(err.contains("larger than 64 KiB"), "{err}");
-    }
 }

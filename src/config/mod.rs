@@ -1,6 +1,9 @@
-//! gateway.yaml: read (`yaml`), interpolate `${VAR}` (`interpolate`),
-//! deserialize (`de`, `raw`), validate (`validate`) into `model` types.
-//! Only this module touches YAML.
+//! gateway.yaml, from text to `model` types: read the tree (`yaml`),
+//! interpolate `${VAR}` (`interpolate`), deserialize (`de`, `raw`),
+//! validate (`validate`). Only this module touches YAML, and it does no
+//! I/O: the text and the environment come in as arguments, and the files
+//! the config names come out as `FileRef`s (path and position) for the
+//! loading step (`crate::load`) to read.
 
 mod builtin;
 mod de;
@@ -19,46 +22,57 @@ pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::*;
 pub use template::Template;
 
-/// Loads and validates the file; every problem is returned, positioned.
-pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigErrors::new(
-            file,
-            vec![ConfigError::new(
-                Pos::new(1, 1),
-                "",
-                format!("cannot read the file: {e}"),
-            )],
-        )
-    })?;
-    parse(&text, file, &|name| std::env::var(name).ok())
+/// Everything validation found: the config as far as it could be built,
+/// and every error. The loading step reads the files a config with errors
+/// names too, so one `check` reports every problem.
+#[derive(Debug)]
+pub struct Partial {
+    /// `None` when the text is no YAML or a `${VAR}` cannot be replaced;
+    /// with `errors`, parts of it are defaults standing in for bad values.
+    pub config: Option<Config>,
+    pub errors: Vec<ConfigError>,
 }
 
-/// Parses config text as if read from `file` (relative paths resolve against its folder).
+/// Parses config text as if read from `file` (relative paths resolve
+/// against its folder); `env` looks up `${VAR}`s. Pure: reads no file.
 pub fn parse(
     text: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    let fail = |errors| ConfigErrors::new(file, errors);
-    let mut root = yaml::parse(text).map_err(|e| fail(vec![e]))?;
+    match parse_partial(text, file, env) {
+        Partial {
+            config: Some(config),
+            errors,
+        } if errors.is_empty() => Ok(config),
+        Partial { errors, .. } => Err(ConfigErrors::new(file, errors)),
+    }
+}
+
+/// Like `parse`, but gives what was built along with the errors.
+pub fn parse_partial(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Partial {
+    let failed = |errors| Partial {
+        config: None,
+        errors,
+    };
+    let mut root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => return failed(vec![e]),
+    };
     let mut errors = Vec::new();
     interpolate::tree(&mut root, env, &mut errors);
     if !errors.is_empty() {
-        return Err(fail(errors));
+        return failed(errors);
     }
     let base = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    validate::config(&root, file, &base).map_err(fail)
-}
-
-/// The path `serve` and `check` use: `--config`, else `$GATEWAY_CONFIG`, else `./gateway.yaml`.
-pub fn default_path() -> PathBuf {
-    std::env::var_os("GATEWAY_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("gateway.yaml"))
+    let (config, errors) = validate::config(&root, file, &base);
+    Partial {
+        config: Some(config),
+        errors,
+    }
 }
 
 impl Config {

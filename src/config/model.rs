@@ -1,6 +1,9 @@
-//! Validated configuration: the only config types runtime code sees.
+//! Validated configuration: the only config types runtime code sees, with
+//! the default of every setting the file may leave out next to its field
+//! (`validate/` takes them from here; SPEC section 2 lists the same values).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +11,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method};
 
+use super::error::{ConfigError, Pos};
 pub use super::raw::{LogFormat, UpstreamProtocol};
 use crate::config::Template;
 
@@ -26,24 +30,63 @@ pub struct Config {
     pub routes: Vec<Route>,
 }
 
+/// A file the config names, and where it names it. Validation reads no
+/// file; the loading step (`crate::load`) does, and reports what is wrong
+/// with the file at the scalar that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    /// The YAML path of that scalar, like `tls.cert` or
+    /// `auth.access_token.previous_keys[1]`.
+    pub yaml_path: String,
+    /// Where the scalar is; for a default path (`auth.store` left out),
+    /// the enclosing mapping.
+    pub pos: Pos,
+}
+
+impl FileRef {
+    /// An error about the file, positioned at the scalar naming it.
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.pos, self.yaml_path.clone(), message)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub listen: SocketAddr,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    /// PEM certificate chain.
+    pub cert: FileRef,
+    /// PEM private key of the chain's first certificate.
+    pub key: FileRef,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
+    /// Default `json`.
     pub format: LogFormat,
+    /// The per-request access log on stdout; default on.
     pub access: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Json,
+            access: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Bytes; a larger request body gets 413. Default 10 MiB.
     pub max_body: u64,
+    /// A request head not complete in time closes the connection. Default 10s.
     pub header_timeout: Duration,
+    /// Idle keep-alive and pooled upstream connections close. Default 60s.
     pub idle_timeout: Duration,
+    /// Drain time on SIGTERM. Default 30s.
     pub shutdown_timeout: Duration,
 }
 
@@ -60,16 +103,39 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 pub struct Auth {
-    pub store: PathBuf,
+    /// The redb file (created with its folder if missing); default
+    /// `DEFAULT_STORE`, beside the config file.
+    pub store: FileRef,
+    /// `iss` of issued tokens; default `DEFAULT_ISSUER`.
     pub issuer: String,
+    /// Default ttl `TokenKeys::ACCESS_TTL`.
     pub access_token: TokenKeys,
+    /// Default ttl `TokenKeys::REFRESH_TTL`.
     pub refresh_token: TokenKeys,
+    /// In `BCRYPT_COSTS`; default `DEFAULT_BCRYPT_COST`.
     pub bcrypt_cost: u32,
+    /// The authorizer's decision cache; default `DEFAULT_CACHE_TTL`.
     pub cache_ttl: Duration,
+    /// Entries; default `DEFAULT_CACHE_CAPACITY`.
     pub cache_capacity: u64,
+    /// Given to every new user at sign-up; default none.
     pub default_scopes: Vec<String>,
+    /// Default `SigninLimit::DEFAULT`.
     pub signin_limit: SigninLimit,
+    /// Clock skew allowed on `exp`/`nbf`; default none, at most `MAX_LEEWAY`.
     pub leeway: Duration,
+}
+
+impl Auth {
+    pub const DEFAULT_STORE: &'static str = "data/users.redb";
+    pub const DEFAULT_ISSUER: &'static str = "gateway";
+    pub const DEFAULT_BCRYPT_COST: u32 = 10;
+    /// The costs the bcrypt crate accepts.
+    pub const BCRYPT_COSTS: RangeInclusive<u32> = 4..=31;
+    pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+    pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+    pub const DEFAULT_LEEWAY: Duration = Duration::ZERO;
+    pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,27 +152,75 @@ pub enum Algorithm {
 pub struct TokenKeys {
     pub algorithm: Algorithm,
     pub secret: Option<Vec<u8>>,
-    pub private_key: Option<PathBuf>,
-    pub previous_keys: Vec<PathBuf>,
+    /// PEM private key (asymmetric algorithms only).
+    pub private_key: Option<FileRef>,
+    /// PEM public keys that still verify tokens signed before a rotation.
+    pub previous_keys: Vec<FileRef>,
     pub ttl: Duration,
 }
 
+impl TokenKeys {
+    /// Access tokens live 15 minutes unless `ttl` says otherwise.
+    pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+    /// Refresh tokens (sessions) live 7 days unless `ttl` says otherwise.
+    pub const REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+    /// A configured secret has at least 256 bits.
+    pub const MIN_SECRET_BYTES: usize = 32;
+}
+
+/// Failed sign-ins per email within `window` before further attempts get 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SigninLimit {
     pub failures: u32,
     pub window: Duration,
 }
 
+impl SigninLimit {
+    /// `signin_limit: { failures: 5, window: 15m }`.
+    pub const DEFAULT: SigninLimit = SigninLimit {
+        failures: 5,
+        window: Duration::from_secs(15 * 60),
+    };
+}
+
+/// A CORS policy; a key the file leaves out takes `CorsPolicy::default()`'s
+/// value, in the global policy and in a route's own alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorsPolicy {
-    /// Lower-cased exact origins; `any` when the list is `["*"]`.
+    /// Lower-cased exact origins; `any` when the list is `["*"]`. Default none.
     pub allow_origins: Vec<String>,
     pub any_origin: bool,
+    /// Default GET, HEAD, POST, PUT, PATCH, DELETE.
     pub allow_methods: Vec<Method>,
+    /// Default Authorization, Content-Type.
     pub allow_headers: Vec<String>,
+    /// Default X-Request-Id.
     pub expose_headers: Vec<String>,
+    /// Default off.
     pub allow_credentials: bool,
+    /// Default 10 minutes.
     pub max_age: Duration,
+}
+
+impl Default for CorsPolicy {
+    fn default() -> Self {
+        CorsPolicy {
+            allow_origins: Vec::new(),
+            any_origin: false,
+            allow_methods: vec![
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ],
+            allow_headers: vec!["Authorization".into(), "Content-Type".into()],
+            expose_headers: vec!["X-Request-Id".into()],
+            allow_credentials: false,
+            max_age: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +249,8 @@ pub struct Route {
     pub auth: AuthMode,
     pub scopes: Vec<String>,
     pub strip_prefix: Option<String>,
+    /// Connect + until the response head, and the longest silence while a
+    /// body streams; default `Route::DEFAULT_TIMEOUT`.
     pub timeout: Duration,
     pub cors: RouteCors,
     /// HTTP/1.1 (default) or HTTP/2 to the upstream (h2c for `http://`).
@@ -142,6 +258,8 @@ pub struct Route {
 }
 
 impl Route {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
     pub fn allows(&self, method: &Method) -> bool {
         self.methods.as_ref().is_none_or(|m| m.contains(method))
     }

@@ -1,5 +1,5 @@
 //! serde mirror of gateway.yaml (SPEC section 2): text as written, `Option`
-//! where a key may be left out. `validate.rs` turns it into `model.rs` types.
+//! where a key may be left out. `validate/` turns it into `model.rs` types.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;

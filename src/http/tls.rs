@@ -1,10 +1,9 @@
 //! The HTTPS listener's rustls set-up: TLS 1.2 and 1.3 only, ALPN `h2` and
 //! `http/1.1`, and a certificate a reload can replace without touching
-//! connections (new handshakes get the new one). The only place that reads
-//! certificates.
+//! connections (new handshakes get the new one). The only place that parses
+//! certificates; the loading step (`crate::load`) reads their files.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -55,24 +54,43 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, S
     Ok(Arc::new(config))
 }
 
-/// Reads a PEM chain and key and checks that the key belongs to the first certificate.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{} holds no PEM certificate", cert.display()));
+/// Why a certificate chain and key cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("no PEM certificate")]
+    NoCertificate,
+    #[error("{0}")]
+    Chain(#[source] rustls::pki_types::pem::Error),
+    #[error("{0}")]
+    Key(#[source] rustls::pki_types::pem::Error),
+    /// The key does not belong to the first certificate.
+    #[error("{0}")]
+    Mismatch(#[source] rustls::Error),
+}
+
+/// The certificates of a PEM chain (file contents), leaf first.
+pub fn chain(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CertError::Chain)?;
+    match chain.is_empty() {
+        true => Err(CertError::NoCertificate),
+        false => Ok(chain),
     }
-    let private_key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+}
+
+/// The private key of a PEM file (contents).
+pub fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, CertError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(CertError::Key)
+}
+
+/// The chain and key, once the key is checked to belong to the first certificate.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, CertError> {
     let provider = rustls::crypto::ring::default_provider();
-    CertifiedKey::from_der(chain, private_key, &provider)
+    CertifiedKey::from_der(chain, key, &provider)
         .map(Arc::new)
-        .map_err(|e| {
-            format!(
-                "certificate {} and key {} do not match: {e}",
-                cert.display(),
-                key.display()
-            )
-        })
+        .map_err(CertError::Mismatch)
 }

@@ -47,8 +47,8 @@ pub enum IdentityError {
     Bcrypt(#[from] bcrypt::BcryptError),
     #[error("auth.{0}.algorithm: refresh tokens are HS256 only (only the gateway reads them)")]
     Algorithm(&'static str),
-    #[error(transparent)]
-    Signing(#[from] crate::auth::jwt::SigningError),
+    #[error("auth.access_token: {0:?} keys were not loaded from `private_key`")]
+    NoKeys(Algorithm),
 }
 
 /// What outlives a reload: the open store (changing its path needs a
@@ -94,14 +94,17 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Loads or generates the keys and sets up the service over `users`.
+    /// Sets up the service over `users` with the access-token keys the
+    /// loading step read (`access_keys`, for asymmetric algorithms), or else
+    /// the HS256 secrets: configured, or generated once beside the store.
     /// `previous` (on reload) lends its sign-in throttle when the limit is
     /// unchanged, so a reload forgets no failed attempt, and its hasher when
     /// the cost is unchanged. The decision cache always starts empty, so new
-    /// keys, issuer or leeway apply to every token at once. Blocking (key
-    /// files, the dummy hash): call it off the runtime.
+    /// keys, issuer or leeway apply to every token at once. Blocking (the
+    /// generated secrets, the dummy hash): call it off the runtime.
     pub fn build(
         auth: &Auth,
+        access_keys: Option<Arc<SigningKeys>>,
         users: Arc<UserStore>,
         metrics: Arc<Metrics>,
         previous: Option<&Identity>,
@@ -109,18 +112,15 @@ impl Identity {
         if auth.refresh_token.algorithm != Algorithm::HS256 {
             return Err(IdentityError::Algorithm("refresh_token"));
         }
-        let access = Arc::new(
-            match (&auth.access_token.private_key, auth.access_token.algorithm) {
-                (Some(private), alg) if alg != Algorithm::HS256 => {
-                    SigningKeys::asymmetric(alg, private, &auth.access_token.previous_keys)?
-                }
-                _ => SigningKeys::hs256(&keys::secret(
-                    auth.access_token.secret.as_deref(),
-                    &users.path,
-                    "access",
-                )?),
-            },
-        );
+        let access = match (access_keys, auth.access_token.algorithm) {
+            (Some(keys), _) => keys,
+            (None, Algorithm::HS256) => Arc::new(SigningKeys::hs256(&keys::secret(
+                auth.access_token.secret.as_deref(),
+                &users.path,
+                "access",
+            )?)),
+            (None, alg) => return Err(IdentityError::NoKeys(alg)),
+        };
         let refresh = keys::secret(auth.refresh_token.secret.as_deref(), &users.path, "refresh")?;
         let leeway = auth.leeway.as_secs();
         let tokens = Tokens::new(TokenSettings {

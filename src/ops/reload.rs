@@ -16,8 +16,8 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{self, Config};
-use crate::http::tls;
+use crate::config::Config;
+use crate::load;
 use crate::proxy::state::{Boot, Gateway, GatewayState};
 use crate::telemetry::logging;
 
@@ -29,7 +29,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 pub fn watched_files(config: &Config) -> Vec<PathBuf> {
     let mut files = vec![config.file.clone()];
     if let Some(t) = &config.tls {
-        files.extend([t.cert.clone(), t.key.clone()]);
+        files.extend([t.cert.path.clone(), t.key.path.clone()]);
     }
     files
 }
@@ -123,9 +123,12 @@ struct Prepared {
 
 /// Everything that can fail, done before anything is swapped. Blocking.
 fn prepare(gw: &Gateway) -> Result<Prepared, Vec<String>> {
-    let mut config = config::load(&gw.boot.file)
+    // The same loading step as `check` and start-up: the config, its
+    // certificate and key files, each error positioned.
+    let mut loaded = load::load(&gw.boot.file)
         .map_err(|e| e.to_string().lines().map(String::from).collect::<Vec<_>>())?;
-    for key in gw.boot.needs_restart(&Boot::of(&config)) {
+    let config = &mut loaded.config;
+    for key in gw.boot.needs_restart(&Boot::of(config)) {
         tracing::warn!(
             key,
             "{}: `{key}` changed; the running value stays until the gateway is restarted",
@@ -133,20 +136,14 @@ fn prepare(gw: &Gateway) -> Result<Prepared, Vec<String>> {
         );
     }
     config.log.format = logging::effective(config.log.format);
-    let cert = match (&gw.cert, &config.tls) {
-        (Some(_), Some(t)) => Some(
-            tls::load_certified_key(&t.cert, &t.key)
-                .map_err(|e| vec![format!("{}: tls: {e}", gw.boot.file.display())])?,
-        ),
-        _ => None,
-    };
     let previous = gw.state.load();
-    let state = GatewayState::build(&config, gw.users.as_ref(), &gw.metrics, Some(&previous))
+    let state = GatewayState::build(&loaded, gw.users.as_ref(), &gw.metrics, Some(&previous))
         .map_err(|e| vec![format!("{}: {e}", gw.boot.file.display())])?;
     Ok(Prepared {
         state,
-        cert,
-        files: watched_files(&config),
+        // Served only when the HTTPS listener runs (it is bound at start).
+        cert: loaded.cert.filter(|_| gw.cert.is_some()),
+        files: watched_files(&loaded.config),
     })
 }
 

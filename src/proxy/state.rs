@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, CorsPolicy, Endpoint, Limits, Log, Route};
 use crate::http::tls::CertResolver;
 use crate::identity::{Identity, IdentityError, UserStore};
+use crate::load::Loaded;
 use crate::proxy::route::RouteTable;
 use crate::proxy::upstream::Upstreams;
 use crate::telemetry::metrics::Metrics;
@@ -38,19 +39,22 @@ pub enum StateError {
 }
 
 impl GatewayState {
-    /// The state `config` describes over the running gateway's store;
-    /// `previous` lends what a reload should not reset (see `Identity::build`).
-    /// Blocking (key files, a bcrypt hash): call it off the runtime.
+    /// The state the loaded config and its keys describe, over the running
+    /// gateway's store; `previous` lends what a reload should not reset
+    /// (see `Identity::build`). Blocking (generated secrets, a bcrypt hash):
+    /// call it off the runtime.
     pub fn build(
-        config: &Config,
+        loaded: &Loaded,
         users: Option<&Arc<UserStore>>,
         metrics: &Arc<Metrics>,
         previous: Option<&GatewayState>,
     ) -> Result<GatewayState, StateError> {
+        let config = &loaded.config;
         let identity = match (&config.auth, users) {
             (None, _) => None,
             (Some(auth), Some(users)) => Some(Arc::new(Identity::build(
                 auth,
+                loaded.access_keys.clone(),
                 users.clone(),
                 metrics.clone(),
                 previous.and_then(|p| p.identity.as_deref()),
@@ -93,7 +97,7 @@ impl Boot {
             listen: config.listen,
             tls_listen: config.tls.as_ref().map(|t| t.listen),
             admin: config.admin,
-            store: config.auth.as_ref().map(|a| a.store.clone()),
+            store: config.auth.as_ref().map(|a| a.store.path.clone()),
         }
     }
 

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use crate::harness::conn::send_on;
 use crate::harness::gateway::write_atomically;
 use crate::harness::tls::{self, make_certs, Certs};
-use crate::harness::{eventually_async, Binary, Gateway, Upstream};
+use crate::harness::{eventually, eventually_async, Binary, Gateway, Upstream};
 
 fn tls_yaml(up: &Upstream, certs: &Certs) -> String {
     format!(
@@ -157,6 +157,63 @@ async fn a_replaced_certificate_serves_new_handshakes_without_a_restart() {
     .await;
     assert!(tls::connect(addr, &first.ca, &["h2"], None).await.is_err());
     assert_eq!(send_on(before, false, get("/old")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_bad_certificate_or_key_on_reload_is_logged_at_its_line_and_the_old_one_serves() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path(), "gw");
+    let other = make_certs(dir.path(), "other");
+    let (good_key, other_key) = (
+        std::fs::read_to_string(&certs.key).unwrap(),
+        std::fs::read_to_string(&other.key).unwrap(),
+    );
+    let file = dir.path().join("gateway.yaml");
+    let yaml = tls_yaml(&up, &certs);
+    // tls_yaml names the certificate on line 4 and the key on line 5.
+    assert!(
+        yaml.lines().nth(3).unwrap().starts_with("  cert: "),
+        "{yaml}"
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    let gw = Binary::serve_file(&file, dir).await;
+    let f = file.display().to_string();
+    let logged = |at: String, says: &'static str| {
+        let gw = &gw;
+        move || {
+            gw.stderr()
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(says))
+        }
+    };
+    // A key that is not the certificate's: the pair is refused at `tls.cert`.
+    write_atomically(&certs.key, &other_key);
+    let mismatch = logged(format!("{f}:4:9: tls.cert: "), "do not match");
+    eventually(
+        "the mismatch, positioned",
+        Duration::from_secs(10),
+        mismatch,
+    )
+    .await;
+    // No key at all: refused at `tls.key`.
+    write_atomically(&certs.key, "not a key\n");
+    let unreadable = logged(format!("{f}:5:8: tls.key: "), "cannot read private key");
+    eventually(
+        "the bad key, positioned",
+        Duration::from_secs(10),
+        unreadable,
+    )
+    .await;
+    // The certificate loaded at start still serves new handshakes.
+    let conn = tls::connect(gw.tls_addr.unwrap(), &certs.ca, &["h2"], None)
+        .await
+        .unwrap();
+    assert_eq!(send_on(conn, true, get("/kept")).await.status, 200);
+    assert!(!gw.stderr().contains("config reloaded"), "{}", gw.stderr());
+    // Put back, it reloads.
+    write_atomically(&certs.key, &good_key);
+    gw.wait_log("config reloaded").await;
 }
 
 #[tokio::test]

@@ -31,13 +31,13 @@ impl Gateway {
     pub async fn start_in(dir: tempfile::TempDir, yaml: impl std::fmt::Display) -> Gateway {
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
-        let config =
-            gateway::config::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-        let listeners = gateway::Listeners::bind(&config).unwrap();
+        let loaded =
+            gateway::load::load(&file).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let listeners = gateway::Listeners::bind(&loaded.config).unwrap();
         let addr = listeners.plain_addr().unwrap();
         let (tls_addr, admin_addr) = (listeners.tls_addr(), listeners.admin_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = gateway::start(config, listeners).await.unwrap();
+        let running = gateway::start(loaded, listeners).await.unwrap();
         tokio::spawn(running.serve_until(async {
             let _ = stopped.await;
         }));
