@@ -167,7 +167,7 @@ fuzz_target!(|data: &[u8]| {
             check_lookup(&out, &method);
         }
         Err(e) => {
-            let _ = e.message();
+            let _ = e.to_string();
         }
     }
 });
