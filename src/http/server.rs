@@ -37,11 +37,14 @@ pub struct Lifecycle {
 pub trait Handler: Send + Sync + 'static {
     fn limits(&self) -> Limits;
 
+    /// Never fails: every failure is a response. (The `Result` is hyper's
+    /// service shape; returning the future as it is, unwrapped, keeps hyper
+    /// from moving a second copy of it.)
     fn handle(
         self: Arc<Self>,
         conn: Arc<ConnInfo>,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static;
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static;
 }
 
 /// What a listener speaks below HTTP.
@@ -132,10 +135,7 @@ async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static, H: Handl
     );
     let service = {
         let conn = conn.clone();
-        service_fn(move |req| {
-            let answer = gw.clone().handle(conn.clone(), req);
-            async move { Ok::<_, Infallible>(answer.await) }
-        })
+        service_fn(move |req| gw.clone().handle(conn.clone(), req))
     };
     let serving = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(serving, expired);

@@ -3,6 +3,7 @@
 //! is the linear sequence of stages, one call each; every stage returns a
 //! value, and an early answer (a preflight) comes back as one.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,7 +36,8 @@ impl Handler for Gateway {
         self: Arc<Self>,
         conn: Arc<ConnInfo>,
         req: Request<Incoming>,
-    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static
+    {
         handle(self, conn, req)
     }
 }
@@ -77,7 +79,7 @@ pub async fn handle(
     gw: Arc<Gateway>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
-) -> Response<ResponseBody> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let in_flight = conn.clock.request_started();
     let state = gw.state.load_full();
     let log = state.log.access.then_some(state.log.format);
@@ -93,7 +95,7 @@ pub async fn handle(
     let status = res.status().as_u16();
     res.body_mut().on_complete(ctx.finish(status));
     res.body_mut().hold(in_flight);
-    res
+    Ok(res)
 }
 
 async fn run(
