@@ -45,6 +45,12 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Open client connections at once, plain and HTTPS together.
+    pub max_connections: usize,
+    /// Open client connections from one IP; `None`: no cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_streams: u32,
 }
 
 impl Default for Limits {
@@ -54,6 +60,9 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: None,
+            h2_max_streams: 100,
         }
     }
 }
