@@ -43,6 +43,8 @@ pub struct Log {
 pub struct Limits {
     pub max_body: u64,
     pub header_timeout: Duration,
+    /// Also the longest a response may wait on a client that accepts none
+    /// of its bytes (a write stall).
     pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
     /// Open client connections at once, plain and HTTPS together.

@@ -1,7 +1,8 @@
 //! The two body types on the request path. `RequestBody` streams the
 //! client's body on, enforcing `max_body` where it is read. `ResponseBody`
 //! is what every response carries back: a whole body or a stream, its
-//! bytes counted, the request's record finished when hyper drops it.
+//! bytes counted, the connection clock told when its bytes wait on the
+//! client (`conn.rs`), the request's record finished when hyper drops it.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,8 +132,11 @@ pub struct ResponseBody {
     kind: Kind,
     bytes_out: u64,
     on_complete: Option<Box<dyn OnComplete>>,
-    /// Keeps the connection's request counted as in flight until dropped.
+    /// Keeps the connection's request counted as in flight until dropped,
+    /// and tells the clock when the body's bytes wait on the client.
     in_flight: Option<InFlight>,
+    /// It handed hyper its last frame (or failed).
+    ended: bool,
 }
 
 impl ResponseBody {
@@ -150,6 +154,7 @@ impl ResponseBody {
             bytes_out: 0,
             on_complete: None,
             in_flight: None,
+            ended: false,
         }
     }
 
@@ -157,8 +162,27 @@ impl ResponseBody {
         self.on_complete = Some(f);
     }
 
-    pub fn hold(&mut self, in_flight: InFlight) {
+    /// Called as the response is handed to hyper: from now on a body with
+    /// bytes to send waits on the client until it is polled.
+    pub fn hold(&mut self, mut in_flight: InFlight) {
+        if !self.is_end_stream() {
+            in_flight.owe();
+        }
         self.in_flight = Some(in_flight);
+    }
+
+    /// `complete`: it handed hyper its last frame; else its source failed.
+    fn end(&mut self, complete: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(f) = self.in_flight.as_mut() {
+            match complete {
+                true => f.ending(),
+                false => f.settle(),
+            }
+        }
     }
 }
 
@@ -175,10 +199,28 @@ impl Body for ResponseBody {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream(body) => body.as_mut().poll_frame(cx),
         };
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(d) = frame.data_ref() {
-                this.bytes_out += d.len() as u64;
+        match &polled {
+            // Waiting on the upstream, which the route's timeout bounds.
+            Poll::Pending => {
+                if let Some(f) = this.in_flight.as_mut() {
+                    f.settle();
+                }
             }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.bytes_out += d.len() as u64;
+                }
+                // Handed to hyper: now these bytes wait on the client.
+                if let Some(f) = this.in_flight.as_mut() {
+                    f.owe();
+                }
+                // hyper asks `is_end_stream` after each frame; trailers are last.
+                if frame.is_trailers() || this.is_end_stream() {
+                    this.end(true);
+                }
+            }
+            Poll::Ready(None) => this.end(true),
+            Poll::Ready(Some(Err(_))) => this.end(false),
         }
         polled
     }

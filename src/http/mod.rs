@@ -1,8 +1,9 @@
 //! Bytes and hyper, no routes: the accept loop (`server`) hands each parsed
-//! request to a handler it is given; `conn` keeps the connection timeouts,
-//! `framing` and `head` refuse heads that could be read two ways, `body`
-//! enforces body limits and carries responses, `tls` holds the certificate,
-//! `headers` spells every header name the gateway uses.
+//! request to a handler it is given; `conn` keeps the connection timeouts
+//! (the write stall included), `framing` and `head` refuse heads that could
+//! be read two ways, `body` enforces body limits and carries responses,
+//! `tls` holds the certificate, `headers` spells every header name the
+//! gateway uses.
 
 pub mod body;
 pub mod conn;

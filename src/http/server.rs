@@ -25,6 +25,11 @@ use crate::http::conn::{self, ClockedIo, ConnClock, ConnInfo};
 /// Request heads (request line and headers) larger than this get 431.
 pub const MAX_HEAD: usize = 64 * 1024;
 
+/// What one HTTP/2 stream may hold of response bytes its client's window
+/// lets out too slowly (hyper's default is 400 KB); a connection holds up
+/// to `h2_max_streams` of them until the write stall ends it.
+const H2_SEND_BUF: usize = 64 * 1024;
+
 /// Shutdown signal shared by every listener and connection; connections hold
 /// a `Sender` clone each, so the receiver closes once the last one ends.
 #[derive(Clone)]
@@ -112,6 +117,7 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     b.http1().max_buf_size(MAX_HEAD);
     b.http2()
         .max_header_list_size(MAX_HEAD as u32)
+        .max_send_buf_size(H2_SEND_BUF)
         .timer(TokioTimer::new());
     b
 }
