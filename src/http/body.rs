@@ -2,7 +2,8 @@
 //! client's body on, enforcing `max_body` where it is read. `ResponseBody`
 //! is what every response carries back: a whole body or a stream, its
 //! bytes counted, the connection clock told when its bytes wait on the
-//! client (`conn.rs`), the request's record finished when hyper drops it.
+//! client (`conn.rs`), the request's record finished when hyper drops it,
+//! with whether it got to its end.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
@@ -115,9 +117,31 @@ impl Body for RequestBody {
     }
 }
 
+/// How a response body's life ended, for the request's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Its end was handed to hyper, or it had no body to send.
+    Complete,
+    /// Its source failed mid-body: the upstream's doing, not the client's.
+    BrokeOff,
+    /// Dropped before its end: the client went away (a closed connection,
+    /// a reset stream, or a write stall the gateway cut).
+    ClientGone,
+}
+
 /// Runs once when a response body is dropped: fully sent, or the client gone.
 pub trait OnComplete: Send + Sync + 'static {
-    fn complete(self: Box<Self>, bytes_out: u64);
+    fn complete(self: Box<Self>, bytes_out: u64, delivery: Delivery);
+}
+
+/// A response to `method` with `status` goes out as its head alone,
+/// whatever its body holds (RFC 9110 sections 9.3.2, 15.3.5 and 15.4.5):
+/// hyper drops the body unread.
+pub fn is_headers_only(method: &Method, status: StatusCode) -> bool {
+    method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// A response body from elsewhere (an upstream), streamed as it arrives.
@@ -135,8 +159,10 @@ pub struct ResponseBody {
     /// Keeps the connection's request counted as in flight until dropped,
     /// and tells the clock when the body's bytes wait on the client.
     in_flight: Option<InFlight>,
-    /// It handed hyper its last frame (or failed).
-    ended: bool,
+    /// How it ended, once it did (`None`: not yet).
+    ended: Option<Delivery>,
+    /// Sent as a head alone (`is_headers_only`): complete even unread.
+    headers_only: bool,
 }
 
 impl ResponseBody {
@@ -154,7 +180,8 @@ impl ResponseBody {
             bytes_out: 0,
             on_complete: None,
             in_flight: None,
-            ended: false,
+            ended: None,
+            headers_only: false,
         }
     }
 
@@ -162,25 +189,29 @@ impl ResponseBody {
         self.on_complete = Some(f);
     }
 
+    /// The response goes out as its head alone (see `is_headers_only`).
+    pub fn headers_only(&mut self) {
+        self.headers_only = true;
+    }
+
     /// Called as the response is handed to hyper: from now on a body with
     /// bytes to send waits on the client until it is polled.
     pub fn hold(&mut self, mut in_flight: InFlight) {
-        if !self.is_end_stream() {
+        if !self.headers_only && !self.is_end_stream() {
             in_flight.owe();
         }
         self.in_flight = Some(in_flight);
     }
 
-    /// `complete`: it handed hyper its last frame; else its source failed.
-    fn end(&mut self, complete: bool) {
-        if self.ended {
+    fn end(&mut self, how: Delivery) {
+        if self.ended.is_some() {
             return;
         }
-        self.ended = true;
+        self.ended = Some(how);
         if let Some(f) = self.in_flight.as_mut() {
-            match complete {
-                true => f.ending(),
-                false => f.settle(),
+            match how {
+                Delivery::Complete => f.ending(),
+                Delivery::BrokeOff | Delivery::ClientGone => f.settle(),
             }
         }
     }
@@ -216,11 +247,11 @@ impl Body for ResponseBody {
                 }
                 // hyper asks `is_end_stream` after each frame; trailers are last.
                 if frame.is_trailers() || this.is_end_stream() {
-                    this.end(true);
+                    this.end(Delivery::Complete);
                 }
             }
-            Poll::Ready(None) => this.end(true),
-            Poll::Ready(Some(Err(_))) => this.end(false),
+            Poll::Ready(None) => this.end(Delivery::Complete),
+            Poll::Ready(Some(Err(_))) => this.end(Delivery::BrokeOff),
         }
         polled
     }
@@ -244,8 +275,13 @@ impl Body for ResponseBody {
 /// gone, so completion is recorded here, exactly once.
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        let delivery = match self.ended {
+            Some(how) => how,
+            None if self.headers_only || self.is_end_stream() => Delivery::Complete,
+            None => Delivery::ClientGone,
+        };
         if let Some(f) = self.on_complete.take() {
-            f.complete(self.bytes_out);
+            f.complete(self.bytes_out, delivery);
         }
     }
 }

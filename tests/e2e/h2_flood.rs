@@ -1,5 +1,6 @@
 //! Denial of service from outside, HTTP/2 first: clients that never accept
-//! their responses. Each attack is bounded in count and time, on loopback.
+//! their responses, and requests whose client went away (499). Each attack
+//! is bounded in count and time, on loopback.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,10 @@ fn yaml(up: &Upstream, limits: &str) -> String {
         "log: {{ access: false }}\nlimits:\n  max_body: 1MiB\n{limits}routes:\n  - {{ name: echo, path: /echo, echo: true, auth: none }}\n  - {{ name: up, path: /up/*, upstream: {}, auth: none }}\n",
         up.url()
     )
+}
+
+fn with_admin(yaml: &str) -> String {
+    format!("admin: {{ listen: 127.0.0.1:0 }}\n{yaml}")
 }
 
 /// A MiB, in the KiB that /proc reports.
@@ -110,6 +115,38 @@ async fn slow_upstream() -> Upstream {
         })
     })
     .await
+}
+
+/// The value of the sample line `series` in a Prometheus text page (0 if absent).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+async fn metrics(admin: std::net::SocketAddr) -> String {
+    let m = crate::harness::Client::new(admin)
+        .get("/metrics")
+        .send()
+        .await;
+    String::from_utf8(m.body.to_vec()).unwrap()
+}
+
+/// Polls the admin listener until `series` reaches `want`.
+async fn wait_for_sample(admin: std::net::SocketAddr, series: &str, want: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics(admin).await;
+        if sample(&m, series) == want {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {want}:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // Reproduces the zero-window report: an h2c client that advertises
@@ -252,4 +289,110 @@ async fn a_slow_upstream_body_is_not_a_write_stall() {
         }
     }
     assert_eq!(body, b"firstrest");
+}
+
+// 848k reset streams were counted as the upstream's 200: a request whose
+// client goes away before its response is complete is a 499, in the
+// metrics and in the access log, whether the response had begun or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_whose_client_went_away_are_recorded_as_499() {
+    let up = slow_upstream().await;
+    let config = with_admin(&yaml(&up, "")).replace("log: { access: false }\n", "");
+    let gw = Binary::serve(&config).await;
+    let admin = gw.admin_addr.unwrap();
+
+    // HTTP/2: a reset once the body has begun, and one before the head.
+    let mut conn = H2::connect(gw.addr, &[]).await;
+    conn.send(&h2::get(1, &Block::request("GET", "/up/slow-body")))
+        .await
+        .unwrap();
+    loop {
+        match conn.read_frame(Duration::from_secs(5)).await {
+            Read::Frame(f) if f.kind == h2::DATA && f.stream == 1 => break,
+            Read::Frame(_) => {}
+            other => panic!("no body began: {other:?}"),
+        }
+    }
+    conn.send(&h2::rst_stream(1, h2::CANCEL)).await.unwrap();
+    conn.send(&h2::get(3, &Block::request("GET", "/up/slow-head")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.send(&h2::rst_stream(3, h2::CANCEL)).await.unwrap();
+
+    // HTTP/1.1: the connection closed mid-body, and before the head.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /up/slow-body HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("first") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /up/slow-head HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(s);
+
+    // A client that waits gets the whole body, recorded as the upstream's 200.
+    let whole = gw.client().get("/up/slow-body").send().await;
+    assert_eq!(
+        (whole.status.as_u16(), &whole.body[..]),
+        (200, &b"firstrest"[..])
+    );
+
+    let m = wait_for_sample(
+        admin,
+        r#"gateway_requests_total{method="GET",route="up",status="499"}"#,
+        4.0,
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &m,
+            r#"gateway_requests_total{method="GET",route="up",status="200"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let statuses = loop {
+        let statuses: Vec<(String, u64)> = gw
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|j| {
+                j["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/up/slow"))
+            })
+            .map(|j| {
+                (
+                    j["path"].as_str().unwrap().to_string(),
+                    j["status"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        if statuses.len() >= 5 || Instant::now() > deadline {
+            break statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut gone: Vec<_> = statuses.iter().filter(|(_, s)| *s == 499).collect();
+    gone.sort();
+    assert_eq!(gone.len(), 4, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|(_, s)| *s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
 }
