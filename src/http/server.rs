@@ -1,7 +1,8 @@
 //! The plain and HTTPS listeners: the accept loop, the TLS handshake, one
 //! task per connection (HTTP/1.1 or HTTP/2, h2c on the plain listener,
 //! through hyper-util's auto builder), connection timeouts, and draining on
-//! shutdown.
+//! shutdown. Connection-level errors are logged within
+//! `log_budget::CONNECTIONS`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Limits;
 use crate::http::body::ResponseBody;
 use crate::http::conn::{self, ClockedIo, ConnClock, ConnInfo};
+use crate::telemetry::log_budget;
 
 /// Request heads (request line and headers) larger than this get 431.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -101,10 +103,13 @@ pub async fn accept_loop<H: Handler>(
                     let limit = gw.limits().header_timeout;
                     match tokio::time::timeout(limit, handshake).await {
                         Ok(Ok(tls)) => connection(tls, conn, gw, builder, life).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed")
+                        Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
+                            tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
                         }
-                        Err(_) => tracing::debug!(client = %conn.client, "TLS handshake timed out"),
+                        Err(_) if log_budget::CONNECTIONS.allow() => {
+                            tracing::info!(client = %conn.client, "TLS handshake timed out")
+                        }
+                        Ok(Err(_)) | Err(_) => {}
                     }
                 });
             }
@@ -147,7 +152,14 @@ async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static, H: Handl
     tokio::pin!(serving, expired);
     let mut shutdown = life.shutdown;
     tokio::select! {
-        _ = serving.as_mut() => return,
+        served = serving.as_mut() => {
+            if let Err(e) = served {
+                if log_budget::CONNECTIONS.allow() {
+                    tracing::info!(client = %conn.client, error = %e, "connection error");
+                }
+            }
+            return;
+        }
         // Dropping the connection closes the socket.
         _ = &mut expired => return,
         _ = shutdown.changed() => {}

@@ -1,6 +1,7 @@
 //! Denial of service from outside, HTTP/2 first: clients that never accept
-//! their responses, and requests whose client went away (499). Each attack
-//! is bounded in count and time, on loopback.
+//! their responses, requests whose client went away (499), and the log
+//! lines clients can cause. Each attack is bounded in count and time, on
+//! loopback.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::harness::h2::{self, Block, Read, H2};
-use crate::harness::{Binary, Gateway, Upstream};
+use crate::harness::{raw_keepalive, Binary, Gateway, Upstream};
 
 /// Echo and upstream routes, with `limits` lines added.
 fn yaml(up: &Upstream, limits: &str) -> String {
@@ -289,6 +290,57 @@ async fn a_slow_upstream_body_is_not_a_write_stall() {
         }
     }
     assert_eq!(body, b"firstrest");
+}
+
+#[tokio::test]
+async fn connection_errors_are_logged_at_most_ten_a_second_with_a_count_of_the_rest() {
+    let up = Upstream::start().await;
+    let gw = Binary::serve(&yaml(&up, "")).await;
+    const GARBAGE: usize = 40;
+    for _ in 0..GARBAGE {
+        // Not HTTP: hyper answers 400 and ends the connection with an error.
+        let _ = raw_keepalive(gw.addr, b"NOPE\r\n\r\n", Duration::from_secs(2)).await;
+    }
+    let left_out_total = |stderr: &str| -> u64 {
+        stderr
+            .lines()
+            .filter(|l| l.contains("log lines left out"))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["left_out"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stderr = gw.stderr();
+        let logged = stderr
+            .lines()
+            .filter(|l| l.contains("\"connection error\""))
+            .count();
+        let left_out = left_out_total(&stderr);
+        if logged as u64 + left_out == GARBAGE as u64 {
+            // Every one accounted for, never more than ten in one second.
+            let mut per_second = std::collections::HashMap::<String, usize>::new();
+            for l in stderr
+                .lines()
+                .filter(|l| l.contains("\"connection error\""))
+            {
+                let j: serde_json::Value = serde_json::from_str(l).unwrap();
+                let second = j["timestamp"].as_str().unwrap()[..19].to_string();
+                *per_second.entry(second).or_default() += 1;
+            }
+            assert!(left_out > 0, "{stderr}");
+            assert!(per_second.values().all(|&n| n <= 2 * 10), "{per_second:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{logged} logged + {left_out} left out != {GARBAGE}:\n{stderr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 // 848k reset streams were counted as the upstream's 200: a request whose
