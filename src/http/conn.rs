@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::http::admission::Admitted;
 use crate::http::framing::{FrameScan, HeadScan, Written};
 
 const NO_HEAD: u64 = u64::MAX;
@@ -282,10 +283,13 @@ pub struct ClockedIo<T> {
     scan: HeadScan,
     /// HTTP/2: the frames going out, once the preface came in.
     frames: Option<FrameScan>,
+    /// The connection's place under the connection caps, given back when
+    /// the socket closes (after a WebSocket tunnel on it, too).
+    _admitted: Admitted,
 }
 
 impl<T> ClockedIo<T> {
-    pub fn new(inner: T, clock: Arc<ConnClock>) -> Self {
+    pub fn new(inner: T, clock: Arc<ConnClock>, admitted: Admitted) -> Self {
         let mut scan = HeadScan::default();
         // The first head starts with the first byte.
         scan.start();
@@ -294,6 +298,7 @@ impl<T> ClockedIo<T> {
             clock,
             scan,
             frames: None,
+            _admitted: admitted,
         }
     }
 

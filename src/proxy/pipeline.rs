@@ -25,10 +25,15 @@ use crate::proxy::route::{self, Match};
 use crate::proxy::state::{Gateway, GatewayState};
 use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
 use crate::proxy::{cors, decorate, echo, rewrite, websocket};
+use crate::telemetry::metrics::Metrics;
 
 impl Handler for Gateway {
     fn limits(&self) -> Limits {
         self.state.load().limits
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn handle(

@@ -1,7 +1,7 @@
 //! Denial of service from outside, HTTP/2 first: clients that never accept
-//! their responses, requests whose client went away (499), and the log
-//! lines clients can cause. Each attack is bounded in count and time, on
-//! loopback.
+//! their responses, connection caps, the stream cap, requests whose client
+//! went away (499), and the log lines clients can cause. Each attack is
+//! bounded in count and time, on loopback.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::harness::h2::{self, Block, Read, H2};
+use crate::harness::tls::{self, make_certs};
 use crate::harness::{raw_keepalive, Binary, Gateway, Upstream};
 
 /// Echo and upstream routes, with `limits` lines added.
@@ -148,6 +149,21 @@ async fn wait_for_sample(admin: std::net::SocketAddr, series: &str, want: f64) -
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An HTTP/1.1 request on a new connection kept open: its status line.
+async fn h1_get(addr: std::net::SocketAddr, path: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("no response")
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    (s, text.lines().next().unwrap_or_default().to_string())
 }
 
 // Reproduces the zero-window report: an h2c client that advertises
@@ -340,6 +356,139 @@ async fn connection_errors_are_logged_at_most_ten_a_second_with_a_count_of_the_r
             "{logged} logged + {left_out} left out != {GARBAGE}:\n{stderr}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_per_ip_cap_are_closed_at_accept_and_counted() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&with_admin(&yaml(&up, "  max_connections_per_ip: 2\n"))).await;
+    let admin = gw.admin_addr.unwrap();
+    let (first, status) = h1_get(gw.addr, "/echo").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (_second, status) = h1_get(gw.addr, "/echo").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    // The third from 127.0.0.1 is closed before a byte is read.
+    let (reply, closed) = raw_keepalive(
+        gw.addr,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(closed && reply.is_empty(), "{closed} {reply:?}");
+    let m = wait_for_sample(
+        admin,
+        r#"gateway_connections_rejected_total{reason="per_ip"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        sample(&m, r#"gateway_connections_rejected_total{reason="total"}"#),
+        0.0
+    );
+    // A closed connection gives its place back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_third, status) = h1_get(gw.addr, "/echo").await;
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A reload applies to the next connection.
+    gw.write_config(&with_admin(&yaml(&up, "  max_connections_per_ip: 3\n")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let _fourth = loop {
+        let (s, status) = h1_get(gw.addr, "/echo").await;
+        if status == "HTTP/1.1 200 OK" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the reloaded cap never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+}
+
+#[tokio::test]
+async fn the_total_cap_counts_plain_and_tls_connections_together() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path(), "gw");
+    let tls_section = format!(
+        "tls:\n  listen: 127.0.0.1:0\n  cert: {}\n  key: {}\n",
+        certs.cert.display(),
+        certs.key.display()
+    );
+    let config = with_admin(&format!(
+        "{tls_section}{}",
+        yaml(&up, "  max_connections: 2\n")
+    ));
+    let gw = Gateway::start_in(dir, &config).await;
+    let (_plain, status) = h1_get(gw.addr, "/echo").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let _tls = tls::connect(gw.tls_addr.unwrap(), &certs.ca, &["http/1.1"], None)
+        .await
+        .unwrap();
+    let (reply, closed) = raw_keepalive(
+        gw.addr,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(closed && reply.is_empty(), "{closed} {reply:?}");
+    // A TLS client past the cap gets no handshake either.
+    assert!(tls::connect(gw.tls_addr.unwrap(), &certs.ca, &["h2"], None)
+        .await
+        .is_err());
+    let admin = gw.admin_addr.unwrap();
+    let m = wait_for_sample(
+        admin,
+        r#"gateway_connections_rejected_total{reason="total"}"#,
+        2.0,
+    )
+    .await;
+    assert_eq!(
+        sample(&m, r#"gateway_connections_rejected_total{reason="per_ip"}"#),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn h2_max_streams_is_advertised_and_a_stream_past_it_is_refused() {
+    let up = slow_upstream().await;
+    let gw = Gateway::start(&yaml(&up, "  h2_max_streams: 2\n")).await;
+    let mut conn = H2::connect(gw.addr, &[]).await;
+    assert!(
+        conn.server_settings
+            .contains(&(h2::MAX_CONCURRENT_STREAMS, 2)),
+        "{:?}",
+        conn.server_settings
+    );
+    let slow = Block::request("GET", "/up/slow-head");
+    let frames = [h2::get(1, &slow), h2::get(3, &slow), h2::get(5, &slow)].concat();
+    conn.send(&frames).await.unwrap();
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    while answered.len() < 2 {
+        match conn.read_frame(SLOW * 3).await {
+            Read::Frame(f) if f.kind == h2::HEADERS => answered.push(f.stream),
+            Read::Frame(f) if f.kind == h2::RST_STREAM => refused.push((f.stream, f.error_code())),
+            Read::Frame(_) => {}
+            other => panic!("{other:?} after {answered:?} {refused:?}"),
+        }
+    }
+    assert_eq!(answered, [1, 3]);
+    assert_eq!(refused, [(5, Some(h2::REFUSED_STREAM))]);
+    // With the first two done, a new stream is served.
+    conn.send(&h2::get(7, &Block::request("GET", "/echo")))
+        .await
+        .unwrap();
+    loop {
+        match conn.read_frame(Duration::from_secs(5)).await {
+            Read::Frame(f) if f.kind == h2::HEADERS && f.stream == 7 => break,
+            Read::Frame(f) => assert_ne!(f.kind, h2::RST_STREAM, "{f:?}"),
+            other => panic!("stream 7 not answered: {other:?}"),
+        }
     }
 }
 
