@@ -1,7 +1,7 @@
 //! Denial of service from outside, HTTP/2 first: clients that never accept
 //! their responses, connection caps, the stream cap, requests whose client
-//! went away (499), and the log lines clients can cause. Each attack is
-//! bounded in count and time, on loopback.
+//! went away (499), and the floods hyper and h2 already withstand. Each
+//! attack is bounded in count and time, on loopback.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::harness::h2::{self, Block, Read, H2};
 use crate::harness::tls::{self, make_certs};
-use crate::harness::{raw_keepalive, Binary, Gateway, Upstream};
+use crate::harness::{raw_keepalive, read_until_close, Binary, Gateway, Upstream};
 
 /// Echo and upstream routes, with `limits` lines added.
 fn yaml(up: &Upstream, limits: &str) -> String {
@@ -596,4 +596,204 @@ async fn requests_whose_client_went_away_are_recorded_as_499() {
         1,
         "{statuses:?}"
     );
+}
+
+// === floods that hyper and h2 already withstand (regressions) ===
+
+/// How an attacking connection ended.
+#[derive(Debug, PartialEq)]
+enum Ending {
+    /// GOAWAY with this error code.
+    GoAway(u32),
+    Closed,
+    /// Still open after the wait.
+    Open,
+}
+
+/// Writes `batches` (stopping when the gateway stops reading or closes),
+/// then reads what comes back for a while.
+async fn flood(conn: &mut H2, batches: impl Iterator<Item = Vec<u8>>) -> Ending {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for batch in batches {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, conn.send(&batch)).await {
+            Ok(Ok(())) => {}
+            // Closed under us, or no longer read (backpressure): enough.
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match conn
+            .read_frame(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            Read::Frame(f) if f.kind == h2::GOAWAY => {
+                return Ending::GoAway(f.error_code().unwrap())
+            }
+            Read::Frame(_) => {}
+            Read::Closed => return Ending::Closed,
+            Read::TimedOut => return Ending::Open,
+        }
+    }
+}
+
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// A gateway binary under attack, and its resident set before.
+struct Target {
+    _up: Upstream,
+    gw: Binary,
+    rss_before: u64,
+}
+
+impl Target {
+    async fn start() -> Target {
+        let up = Upstream::start().await;
+        let gw = Binary::serve(&yaml(&up, "")).await;
+        assert_eq!(gw.client().get("/echo").send().await.status, 200);
+        let rss_before = h2::rss_kib(gw.pid());
+        Target {
+            _up: up,
+            gw,
+            rss_before,
+        }
+    }
+
+    /// Serves a request on another connection, and holds no more than 32 MiB more than before.
+    async fn assert_unharmed(&self, what: &str) {
+        let res = self.gw.client().get("/up/x").send().await;
+        assert_eq!(res.status, 200, "{what}");
+        let rss = h2::rss_kib(self.gw.pid());
+        assert!(
+            rss < self.rss_before + 32 * MIB,
+            "{what}: RSS {} MiB before, {} MiB after",
+            self.rss_before / MIB,
+            rss / MIB
+        );
+    }
+}
+
+#[tokio::test]
+async fn rapid_reset_gets_goaway() {
+    let t = Target::start().await;
+    let mut conn = H2::connect(t.gw.addr, &[]).await;
+    let get = Block::request("GET", "/up/x");
+    let batches = (0..50u32).map(|b| {
+        (0..100u32)
+            .flat_map(|i| {
+                let stream = 2 * (b * 100 + i) + 1;
+                [h2::get(stream, &get), h2::rst_stream(stream, h2::CANCEL)].concat()
+            })
+            .collect()
+    });
+    let ending = flood(&mut conn, batches).await;
+    assert_eq!(ending, Ending::GoAway(ENHANCE_YOUR_CALM));
+    t.assert_unharmed("rapid reset").await;
+}
+
+#[tokio::test]
+async fn continuation_flood_is_cut() {
+    let t = Target::start().await;
+    let mut conn = H2::connect(t.gw.addr, &[]).await;
+    let open = h2::headers(1, &Block::request("GET", "/echo"), 0);
+    // Whole literal headers, ~16 KB a frame, and never END_HEADERS.
+    let filler = (0..150)
+        .fold(Block::empty(), |b, _| b.header("x-f", &"f".repeat(100)))
+        .bytes()
+        .to_vec();
+    let batches = std::iter::once(open)
+        .chain((0..200).map(move |_| h2::frame(h2::CONTINUATION, 0, 1, &filler)));
+    let ending = flood(&mut conn, batches).await;
+    assert!(
+        matches!(ending, Ending::GoAway(ENHANCE_YOUR_CALM) | Ending::Closed),
+        "{ending:?}"
+    );
+    t.assert_unharmed("CONTINUATION flood").await;
+}
+
+#[tokio::test]
+async fn settings_and_ping_floods_do_not_pin_memory() {
+    let t = Target::start().await;
+    let mut conn = H2::connect(t.gw.addr, &[]).await;
+    // Each asks for an answer; we read none of them.
+    let batches = (0..200u64).map(|b| {
+        (0..500u64)
+            .flat_map(|i| {
+                [
+                    h2::ping((b * 500 + i).to_be_bytes()),
+                    h2::settings(&[(h2::INITIAL_WINDOW_SIZE, 65_535)]),
+                ]
+                .concat()
+            })
+            .collect()
+    });
+    flood(&mut conn, batches).await;
+    t.assert_unharmed("SETTINGS and PING flood").await;
+}
+
+#[tokio::test]
+async fn empty_data_frames_flood_gets_goaway() {
+    let t = Target::start().await;
+    let mut conn = H2::connect(t.gw.addr, &[]).await;
+    let post = h2::headers(1, &Block::request("POST", "/up/x"), h2::END_HEADERS);
+    let empty = h2::frame(h2::DATA, 0, 1, &[]);
+    let batches = std::iter::once(post).chain((0..100).map(move |_| empty.repeat(1000)));
+    let ending = flood(&mut conn, batches).await;
+    assert_eq!(ending, Ending::GoAway(ENHANCE_YOUR_CALM));
+    t.assert_unharmed("empty DATA flood").await;
+}
+
+#[tokio::test]
+async fn hpack_bomb_is_refused() {
+    let t = Target::start().await;
+    let mut conn = H2::connect(t.gw.addr, &[]).await;
+    // One 4000-byte header in the table, then 16,000 one-byte references to
+    // it per request: 64 MB of headers from 16 KB on the wire.
+    let pad = "b".repeat(4000);
+    let first = h2::get(
+        1,
+        &Block::request("GET", "/echo").indexed_header("x-bomb", &pad),
+    );
+    let bomb = Block::request("GET", "/echo").references(62, 16_000);
+    let batches = std::iter::once(first).chain((1..50u32).map(move |i| h2::get(2 * i + 1, &bomb)));
+    let ending = flood(&mut conn, batches).await;
+    assert!(
+        matches!(ending, Ending::GoAway(_) | Ending::Closed),
+        "{ending:?}"
+    );
+    t.assert_unharmed("HPACK bomb").await;
+}
+
+#[tokio::test]
+async fn slowloris_trickling_a_head_is_cut_at_header_timeout() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&yaml(&up, "  header_timeout: 1s\n")).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let start = Instant::now();
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // A byte every 100 ms: never idle, never a whole head.
+    let mut closed_after = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.write_all(b"a").await.is_err() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::ZERO, s.read(&mut buf)).await {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        if start.elapsed() > Duration::from_millis(500) && closed_after.is_none() {
+            // Others are served meanwhile.
+            assert_eq!(gw.client().get("/echo").send().await.status, 200);
+        }
+    }
+    let closed_after = closed_after.expect("a trickled head was never cut");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+    let (_, closed) = read_until_close(&mut s, Duration::from_secs(1)).await;
+    assert!(closed);
 }
