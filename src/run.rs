@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::http::admission::Connections;
 use crate::http::server::{self, Lifecycle, Transport};
 use crate::http::tls::{self, CertResolver};
 use crate::identity::UserStore;
@@ -134,6 +135,7 @@ pub async fn start(loaded: Loaded, listeners: Listeners) -> Result<Running, Star
     let life = Lifecycle {
         shutdown: stop_rx,
         alive: alive_tx,
+        connections: Connections::new(),
     };
     // Watching starts before serving: a change made once the gateway
     // answers is never missed.

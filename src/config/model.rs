@@ -85,9 +85,17 @@ pub struct Limits {
     /// A request head not complete in time closes the connection. Default 10s.
     pub header_timeout: Duration,
     /// Idle keep-alive and pooled upstream connections close. Default 60s.
+    /// Also the longest a response may wait on a client that accepts none
+    /// of its bytes (a write stall).
     pub idle_timeout: Duration,
     /// Drain time on SIGTERM. Default 30s.
     pub shutdown_timeout: Duration,
+    /// Open client connections at once, plain and HTTPS together.
+    pub max_connections: usize,
+    /// Open client connections from one IP; `None`: no cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_streams: u32,
 }
 
 impl Default for Limits {
@@ -97,6 +105,9 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: None,
+            h2_max_streams: 100,
         }
     }
 }

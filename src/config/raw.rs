@@ -40,6 +40,9 @@ pub struct Limits {
     pub header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_ip: Option<u64>,
+    pub h2_max_streams: Option<u64>,
 }
 
 /// A size as written: a bare integer of bytes, or text like `10MiB`.

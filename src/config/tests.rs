@@ -393,3 +393,41 @@ fn the_files_a_config_names_keep_where_it_names_them() {
         ]
     );
 }
+
+#[test]
+fn connection_limits_default_and_are_checked() {
+    let d = parse_str(&format!("listen: 127.0.0.1:3000\n{ROUTE}"))
+        .unwrap()
+        .limits;
+    assert_eq!(
+        (
+            d.max_connections,
+            d.max_connections_per_ip,
+            d.h2_max_streams
+        ),
+        (10_000, None, 100)
+    );
+    let set = |lines: &str| format!("listen: 127.0.0.1:3000\nlimits:\n{lines}{ROUTE}");
+    let l = parse_str(&set(
+        "  max_connections: 5\n  max_connections_per_ip: 2\n  h2_max_streams: 8\n",
+    ))
+    .unwrap()
+    .limits;
+    assert_eq!(
+        (
+            l.max_connections,
+            l.max_connections_per_ip,
+            l.h2_max_streams
+        ),
+        (5, Some(2), 8)
+    );
+    // 0 per IP is no cap; 0 overall or 0 streams would refuse everything.
+    let l = parse_str(&set("  max_connections_per_ip: 0\n"))
+        .unwrap()
+        .limits;
+    assert_eq!(l.max_connections_per_ip, None);
+    assert_error(&set("  max_connections: 0\n"), "3:", "out of range");
+    assert_error(&set("  h2_max_streams: 0\n"), "3:", "out of range");
+    assert_error(&set("  h2_max_streams: 4294967296\n"), "3:", "out of range");
+    assert_error(&set("  max_connections_per_ip: -1\n"), "3:", "");
+}

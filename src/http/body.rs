@@ -1,7 +1,9 @@
 //! The two body types on the request path. `RequestBody` streams the
 //! client's body on, enforcing `max_body` where it is read. `ResponseBody`
 //! is what every response carries back: a whole body or a stream, its
-//! bytes counted, the request's record finished when hyper drops it.
+//! bytes counted, the connection clock told when its bytes wait on the
+//! client (`conn.rs`), the request's record finished when hyper drops it,
+//! with whether it got to its end.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
@@ -114,9 +117,31 @@ impl Body for RequestBody {
     }
 }
 
+/// How a response body's life ended, for the request's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Its end was handed to hyper, or it had no body to send.
+    Complete,
+    /// Its source failed mid-body: the upstream's doing, not the client's.
+    BrokeOff,
+    /// Dropped before its end: the client went away (a closed connection,
+    /// a reset stream, or a write stall the gateway cut).
+    ClientGone,
+}
+
 /// Runs once when a response body is dropped: fully sent, or the client gone.
 pub trait OnComplete: Send + Sync + 'static {
-    fn complete(self: Box<Self>, bytes_out: u64);
+    fn complete(self: Box<Self>, bytes_out: u64, delivery: Delivery);
+}
+
+/// A response to `method` with `status` goes out as its head alone,
+/// whatever its body holds (RFC 9110 sections 9.3.2, 15.3.5 and 15.4.5):
+/// hyper drops the body unread.
+pub fn is_headers_only(method: &Method, status: StatusCode) -> bool {
+    method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// A response body from elsewhere (an upstream), streamed as it arrives.
@@ -131,8 +156,13 @@ pub struct ResponseBody {
     kind: Kind,
     bytes_out: u64,
     on_complete: Option<Box<dyn OnComplete>>,
-    /// Keeps the connection's request counted as in flight until dropped.
+    /// Keeps the connection's request counted as in flight until dropped,
+    /// and tells the clock when the body's bytes wait on the client.
     in_flight: Option<InFlight>,
+    /// How it ended, once it did (`None`: not yet).
+    ended: Option<Delivery>,
+    /// Sent as a head alone (`is_headers_only`): complete even unread.
+    headers_only: bool,
 }
 
 impl ResponseBody {
@@ -150,6 +180,8 @@ impl ResponseBody {
             bytes_out: 0,
             on_complete: None,
             in_flight: None,
+            ended: None,
+            headers_only: false,
         }
     }
 
@@ -157,8 +189,31 @@ impl ResponseBody {
         self.on_complete = Some(f);
     }
 
-    pub fn hold(&mut self, in_flight: InFlight) {
+    /// The response goes out as its head alone (see `is_headers_only`).
+    pub fn headers_only(&mut self) {
+        self.headers_only = true;
+    }
+
+    /// Called as the response is handed to hyper: from now on a body with
+    /// bytes to send waits on the client until it is polled.
+    pub fn hold(&mut self, mut in_flight: InFlight) {
+        if !self.headers_only && !self.is_end_stream() {
+            in_flight.owe();
+        }
         self.in_flight = Some(in_flight);
+    }
+
+    fn end(&mut self, how: Delivery) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.ended = Some(how);
+        if let Some(f) = self.in_flight.as_mut() {
+            match how {
+                Delivery::Complete => f.ending(),
+                Delivery::BrokeOff | Delivery::ClientGone => f.settle(),
+            }
+        }
     }
 }
 
@@ -175,10 +230,28 @@ impl Body for ResponseBody {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream(body) => body.as_mut().poll_frame(cx),
         };
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(d) = frame.data_ref() {
-                this.bytes_out += d.len() as u64;
+        match &polled {
+            // Waiting on the upstream, which the route's timeout bounds.
+            Poll::Pending => {
+                if let Some(f) = this.in_flight.as_mut() {
+                    f.settle();
+                }
             }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.bytes_out += d.len() as u64;
+                }
+                // Handed to hyper: now these bytes wait on the client.
+                if let Some(f) = this.in_flight.as_mut() {
+                    f.owe();
+                }
+                // hyper asks `is_end_stream` after each frame; trailers are last.
+                if frame.is_trailers() || this.is_end_stream() {
+                    this.end(Delivery::Complete);
+                }
+            }
+            Poll::Ready(None) => this.end(Delivery::Complete),
+            Poll::Ready(Some(Err(_))) => this.end(Delivery::BrokeOff),
         }
         polled
     }
@@ -202,8 +275,13 @@ impl Body for ResponseBody {
 /// gone, so completion is recorded here, exactly once.
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        let delivery = match self.ended {
+            Some(how) => how,
+            None if self.headers_only || self.is_end_stream() => Delivery::Complete,
+            None => Delivery::ClientGone,
+        };
         if let Some(f) = self.on_complete.take() {
-            f.complete(self.bytes_out);
+            f.complete(self.bytes_out, delivery);
         }
     }
 }

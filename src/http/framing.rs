@@ -3,6 +3,12 @@
 //! conflict itself (chunked wins, Content-Length is dropped, the connection
 //! closes), so the service never sees it; SPEC section 8 wants a 400, so the
 //! socket wrapper (`conn.rs`) looks at the head bytes on their way in.
+//!
+//! On HTTP/2 the same wrapper follows the frames going out (`FrameScan`),
+//! to tell response bytes the client accepted from control frames a silent
+//! client can cause (PING and SETTINGS acknowledgements).
+
+use std::collections::BTreeSet;
 
 /// The longest header-name prefix we need to see: `transfer-encoding:`.
 const NAME_PREFIX: usize = 18;
@@ -24,6 +30,11 @@ pub struct HeadScan {
 }
 
 impl HeadScan {
+    /// Did the connection start with the HTTP/2 preface?
+    pub fn is_http2(&self) -> bool {
+        self.disabled
+    }
+
     /// A new request head starts with the next bytes.
     pub fn start(&mut self) {
         if !self.disabled {
@@ -71,6 +82,84 @@ impl HeadScan {
             self.line_long = false;
         }
         None
+    }
+}
+
+// Frame types and flags (RFC 9113 sections 4.1 and 6).
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const END_STREAM: u8 = 0x1;
+/// Responses whose head went out but whose end did not, remembered at most;
+/// past it the oldest streams are forgotten (a client that resets streams
+/// mid-response leaves entries that no frame of ours removes).
+const MAX_OPEN: usize = 1024;
+
+/// Follows the HTTP/2 frames the gateway writes, split across writes anywhere.
+#[derive(Default)]
+pub struct FrameScan {
+    head: [u8; 9],
+    head_len: usize,
+    payload_left: usize,
+    /// The frame now being written is a DATA frame with a payload.
+    in_data: bool,
+    /// Streams whose response head went out without END_STREAM: a body follows.
+    open: BTreeSet<u32>,
+}
+
+/// What a run of written bytes carried.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Response body bytes (DATA payload): the client's window let them out.
+    pub data: bool,
+    /// Responses with a body whose last frame (END_STREAM) went out.
+    pub ends: usize,
+}
+
+impl FrameScan {
+    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Written) {
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let n = self.payload_left.min(bytes.len());
+                out.data |= self.in_data;
+                self.payload_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (9 - self.head_len).min(bytes.len());
+            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
+            self.head_len += n;
+            bytes = &bytes[n..];
+            if self.head_len == 9 {
+                self.head_len = 0;
+                self.frame_starts(out);
+            }
+        }
+    }
+
+    fn frame_starts(&mut self, out: &mut Written) {
+        let h = &self.head;
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        let (kind, flags) = (h[3], h[4]);
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        self.payload_left = len;
+        self.in_data = kind == DATA && len > 0;
+        out.data |= self.in_data;
+        match (kind, flags & END_STREAM != 0) {
+            // A bodiless response (HEADERS with END_STREAM, never opened)
+            // owes nothing; trailers end a stream that is open.
+            (HEADERS | DATA, true) => out.ends += usize::from(self.open.remove(&stream)),
+            (HEADERS, false) => {
+                self.open.insert(stream);
+                if self.open.len() > MAX_OPEN {
+                    self.open.pop_first();
+                }
+            }
+            (RST_STREAM, _) => {
+                self.open.remove(&stream);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -125,5 +214,64 @@ mod tests {
         assert_eq!(s.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
         s.start();
         assert_eq!(s.feed(b"\ncontent-length:1\ntransfer-encoding:x\n\n"), None);
+    }
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    #[test]
+    fn frames_tell_response_bytes_and_ends_from_control_frames() {
+        let settings_ack = frame(0x4, 0x1, 0, &[]);
+        let pong = frame(0x6, 0x1, 0, &[0; 8]);
+        let bodiless = frame(HEADERS, 0x4 | END_STREAM, 1, b"\x88");
+        let head = frame(HEADERS, 0x4, 3, b"\x88");
+        let data = frame(DATA, 0, 3, b"hello");
+        let last = frame(DATA, END_STREAM, 3, b"");
+        let mut s = FrameScan::default();
+        let mut out = Written::default();
+        for f in [&settings_ack, &pong, &bodiless, &head] {
+            s.feed(f, &mut out);
+        }
+        assert_eq!(out, Written::default());
+        let stream: Vec<u8> = [data, last].concat();
+        // Split anywhere, even inside a frame header.
+        for at in 0..stream.len() {
+            let (mut s, mut out) = (FrameScan::default(), Written::default());
+            s.feed(&head, &mut out);
+            s.feed(&stream[..at], &mut out);
+            s.feed(&stream[at..], &mut out);
+            assert_eq!(
+                out,
+                Written {
+                    data: true,
+                    ends: 1
+                },
+                "split at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn trailers_end_an_open_stream_and_a_reset_forgets_it() {
+        let mut s = FrameScan::default();
+        let mut out = Written::default();
+        s.feed(&frame(HEADERS, 0x4, 5, b"\x88"), &mut out);
+        s.feed(&frame(HEADERS, 0x4 | END_STREAM, 5, b"\x40"), &mut out);
+        assert_eq!(out.ends, 1);
+        s.feed(&frame(HEADERS, 0x4, 7, b"\x88"), &mut out);
+        s.feed(&frame(RST_STREAM, 0, 7, &[0, 0, 0, 8]), &mut out);
+        s.feed(&frame(DATA, END_STREAM, 7, b""), &mut out);
+        assert_eq!(
+            out,
+            Written {
+                data: false,
+                ends: 1
+            }
+        );
     }
 }

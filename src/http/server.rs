@@ -1,10 +1,12 @@
-//! The plain and HTTPS listeners: the accept loop, the TLS handshake, one
-//! task per connection (HTTP/1.1 or HTTP/2, h2c on the plain listener,
-//! through hyper-util's auto builder), connection timeouts, and draining on
-//! shutdown.
+//! The plain and HTTPS listeners: the accept loop (and its connection
+//! caps), the TLS handshake, one task per connection (HTTP/1.1 or HTTP/2,
+//! h2c on the plain listener, through hyper-util's auto builder),
+//! connection timeouts, and draining on shutdown. Connection-level errors
+//! are logged within `log_budget::CONNECTIONS`.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +21,19 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
+use crate::http::admission::{Admitted, Connections, Refusal};
 use crate::http::body::ResponseBody;
 use crate::http::conn::{self, ClockedIo, ConnClock, ConnInfo};
+use crate::telemetry::log_budget;
+use crate::telemetry::metrics::Metrics;
 
 /// Request heads (request line and headers) larger than this get 431.
 pub const MAX_HEAD: usize = 64 * 1024;
+
+/// What one HTTP/2 stream may hold of response bytes its client's window
+/// lets out too slowly (hyper's default is 400 KB); a connection holds up
+/// to `h2_max_streams` of them until the write stall ends it.
+const H2_SEND_BUF: usize = 64 * 1024;
 
 /// Shutdown signal shared by every listener and connection; connections hold
 /// a `Sender` clone each, so the receiver closes once the last one ends.
@@ -31,11 +41,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub struct Lifecycle {
     pub shutdown: watch::Receiver<bool>,
     pub alive: mpsc::Sender<()>,
+    /// Open connections, counted for the caps across all listeners.
+    pub connections: Arc<Connections>,
 }
 
 /// What the listeners serve: the limits in force, and an answer to each request.
 pub trait Handler: Send + Sync + 'static {
     fn limits(&self) -> Limits;
+
+    /// Where connections refused at accept are counted.
+    fn metrics(&self) -> &Metrics;
 
     /// Never fails: every failure is a response. (The `Result` is hyper's
     /// service shape; returning the future as it is, unwrapped, keeps hyper
@@ -60,7 +75,6 @@ pub async fn accept_loop<H: Handler>(
     gw: Arc<H>,
     life: Lifecycle,
 ) {
-    let builder = Arc::new(http_builder());
     let mut shutdown = life.shutdown.clone();
     loop {
         let (stream, client) = tokio::select! {
@@ -75,6 +89,10 @@ pub async fn accept_loop<H: Handler>(
             },
             _ = shutdown.changed() => return,
         };
+        // Refused: dropping the stream closes it before a byte is read.
+        let Some(admitted) = admit(&*gw, &life.connections, client) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(ConnInfo {
             client,
@@ -87,10 +105,10 @@ pub async fn accept_loop<H: Handler>(
             clock: ConnClock::new(),
             alive: life.alive.clone(),
         });
-        let (gw, builder, life) = (gw.clone(), builder.clone(), life.clone());
+        let (gw, life) = (gw.clone(), life.clone());
         match &transport {
             Transport::Plain => {
-                tokio::spawn(connection(stream, conn, gw, builder, life));
+                tokio::spawn(connection(stream, admitted, conn, gw, life));
             }
             Transport::Tls(acceptor) => {
                 let handshake = acceptor.accept(stream);
@@ -98,11 +116,14 @@ pub async fn accept_loop<H: Handler>(
                     // The handshake counts against the first head's deadline.
                     let limit = gw.limits().header_timeout;
                     match tokio::time::timeout(limit, handshake).await {
-                        Ok(Ok(tls)) => connection(tls, conn, gw, builder, life).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(client = %conn.client, error = %e, "TLS handshake failed")
+                        Ok(Ok(tls)) => connection(tls, admitted, conn, gw, life).await,
+                        Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
+                            tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
                         }
-                        Err(_) => tracing::debug!(client = %conn.client, "TLS handshake timed out"),
+                        Err(_) if log_budget::CONNECTIONS.allow() => {
+                            tracing::info!(client = %conn.client, "TLS handshake timed out")
+                        }
+                        Ok(Err(_)) | Err(_) => {}
                     }
                 });
             }
@@ -110,24 +131,56 @@ pub async fn accept_loop<H: Handler>(
     }
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+/// A place under the connection caps in force now, or `None` (counted and
+/// logged) when a cap is reached.
+fn admit<H: Handler>(
+    gw: &H,
+    connections: &Arc<Connections>,
+    client: SocketAddr,
+) -> Option<Admitted> {
+    let refusal = match connections.admit(client.ip(), &gw.limits()) {
+        Ok(admitted) => return Some(admitted),
+        Err(refusal) => refusal,
+    };
+    gw.metrics().connection_rejected(refusal);
+    if log_budget::CONNECTIONS.allow() {
+        let cap = match refusal {
+            Refusal::Total => "limits.max_connections",
+            Refusal::PerIp => "limits.max_connections_per_ip",
+        };
+        tracing::warn!(client = %client, cap, "connection refused at accept: cap reached");
+    }
+    None
+}
+
+/// hyper's settings for one connection, from the limits in force at its accept.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1().max_buf_size(MAX_HEAD);
     b.http2()
         .max_header_list_size(MAX_HEAD as u32)
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_send_buf_size(H2_SEND_BUF)
+        // GOAWAY past 20 streams reset before they were served (rapid
+        // reset, CVE-2023-44487) and past 1024 streams reset for the
+        // client's errors (RUSTSEC-2024-0003): h2's and hyper's defaults,
+        // written down so they stay.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
         .timer(TokioTimer::new());
     b
 }
 
 async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static, H: Handler>(
     stream: T,
+    admitted: Admitted,
     conn: Arc<ConnInfo>,
     gw: Arc<H>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     life: Lifecycle,
 ) {
     let limits = gw.limits();
-    let io = TokioIo::new(ClockedIo::new(stream, conn.clock.clone()));
+    let builder = http_builder(&limits);
+    let io = TokioIo::new(ClockedIo::new(stream, conn.clock.clone(), admitted));
     let expired = conn::expired(
         conn.clock.clone(),
         limits.header_timeout,
@@ -141,7 +194,14 @@ async fn connection<T: AsyncRead + AsyncWrite + Unpin + Send + 'static, H: Handl
     tokio::pin!(serving, expired);
     let mut shutdown = life.shutdown;
     tokio::select! {
-        _ = serving.as_mut() => return,
+        served = serving.as_mut() => {
+            if let Err(e) = served {
+                if log_budget::CONNECTIONS.allow() {
+                    tracing::info!(client = %conn.client, error = %e, "connection error");
+                }
+            }
+            return;
+        }
         // Dropping the connection closes the socket.
         _ = &mut expired => return,
         _ = shutdown.changed() => {}

@@ -2,7 +2,9 @@
 //! upstream, CORS decision, byte counts). It becomes the request's one
 //! record when its response body is done, so `bytes_out` and the duration
 //! are final: the request metrics, and the access-log line unless
-//! `log.access` is off.
+//! `log.access` is off. A request whose client went away before its
+//! response was complete is recorded as 499 (SPEC section 8), also when
+//! that happened before there was a response at all.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,11 +14,15 @@ use std::time::{Instant, SystemTime};
 use http::{HeaderValue, Method, Request};
 
 use crate::config::LogFormat;
-use crate::http::body::{OnComplete, RequestStats};
+use crate::http::body::{Delivery, OnComplete, RequestStats};
 use crate::proxy::cors::Decoration;
 use crate::proxy::request_id;
 use crate::telemetry::access_log::{self, Line};
 use crate::telemetry::metrics::Metrics;
+
+/// The status recorded for a request whose client went away before its
+/// response was complete (nginx's "client closed request").
+pub const CLIENT_CLOSED: u16 = 499;
 
 pub struct RequestCtx {
     pub request_id: HeaderValue,
@@ -37,6 +43,8 @@ pub struct RequestCtx {
     log: Option<LogFormat>,
     metrics: Arc<Metrics>,
     status: u16,
+    /// Recorded already: dropping it writes nothing more.
+    recorded: bool,
 }
 
 impl RequestCtx {
@@ -61,7 +69,12 @@ impl RequestCtx {
             log,
             metrics,
             status: 0,
+            recorded: false,
         }
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     /// The record to take once the response with `status` is done.
@@ -73,7 +86,29 @@ impl RequestCtx {
 }
 
 impl OnComplete for RequestCtx {
-    fn complete(self: Box<Self>, bytes_out: u64) {
+    fn complete(mut self: Box<Self>, bytes_out: u64, delivery: Delivery) {
+        if delivery == Delivery::ClientGone {
+            self.status = CLIENT_CLOSED;
+        }
+        self.record(bytes_out);
+    }
+}
+
+/// Dropped unrecorded: the request's future was dropped before it had a
+/// response, because its client went away (a reset stream, a closed
+/// connection).
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.status = CLIENT_CLOSED;
+            self.record(0);
+        }
+    }
+}
+
+impl RequestCtx {
+    fn record(&mut self, bytes_out: u64) {
+        self.recorded = true;
         let took = self.start.elapsed();
         let route = self.route.as_deref();
         self.metrics

@@ -14,7 +14,7 @@ use hyper::upgrade::OnUpgrade;
 
 use crate::auth::{AuthError, Principal};
 use crate::config::{AuthMode, Endpoint, Limits, Route, Target, UpstreamProtocol, UpstreamTarget};
-use crate::http::body::{check_declared_length, ResponseBody};
+use crate::http::body::{self, check_declared_length, ResponseBody};
 use crate::http::conn::ConnInfo;
 use crate::http::head;
 use crate::http::headers;
@@ -26,10 +26,15 @@ use crate::proxy::route::{self, Match};
 use crate::proxy::state::{Gateway, GatewayState};
 use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
 use crate::proxy::{cors, decorate, echo, rewrite, websocket};
+use crate::telemetry::metrics::Metrics;
 
 impl Handler for Gateway {
     fn limits(&self) -> Limits {
         self.state.load().limits
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn handle(
@@ -92,6 +97,9 @@ pub async fn handle(
     let mut res = answer.response;
     decorate::response(&mut res, &ctx.request_id, answer.from_upstream);
     cors::decorate(&mut res, &ctx.cors);
+    if body::is_headers_only(ctx.method(), res.status()) {
+        res.body_mut().headers_only();
+    }
     let status = res.status().as_u16();
     res.body_mut().on_complete(ctx.finish(status));
     res.body_mut().hold(in_flight);

@@ -25,6 +25,15 @@ pub enum UpstreamErrorKind {
     Protocol,
 }
 
+/// Why a client connection was closed at accept, as the `reason` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// `limits.max_connections` reached.
+    Total,
+    /// `limits.max_connections_per_ip` reached for the client's IP.
+    PerIp,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum SigninOutcome {
     Success,
@@ -37,6 +46,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_errors: IntCounterVec,
+    connections_rejected: IntCounterVec,
     pub authorizer_cache_hits: IntCounter,
     pub authorizer_cache_misses: IntCounter,
     pub signups: IntCounter,
@@ -91,6 +101,12 @@ impl Metrics {
                 &["kind"],
                 &[&["connect"], &["timeout"], &["reset"], &["protocol"]],
             ),
+            connections_rejected: family(
+                "gateway_connections_rejected_total",
+                "Client connections closed at accept, by the cap they met",
+                &["reason"],
+                &[&["total"], &["per_ip"]],
+            ),
             authorizer_cache_hits: counter(
                 "gateway_authorizer_cache_hits_total",
                 "Bearer tokens whose verified principal came from the cache",
@@ -136,6 +152,14 @@ impl Metrics {
             UpstreamErrorKind::Protocol => "protocol",
         };
         self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn connection_rejected(&self, reason: RejectReason) {
+        let reason = match reason {
+            RejectReason::Total => "total",
+            RejectReason::PerIp => "per_ip",
+        };
+        self.connections_rejected.with_label_values(&[reason]).inc();
     }
 
     pub fn signin(&self, outcome: SigninOutcome) {
@@ -207,6 +231,7 @@ mod tests {
             r#"gateway_request_duration_seconds_bucket{route="items",le="0.005"} 1"#,
             r#"gateway_request_duration_seconds_count{route="items"} 1"#,
             r#"gateway_upstream_errors_total{kind="reset"} 0"#,
+            r#"gateway_connections_rejected_total{reason="per_ip"} 0"#,
             "gateway_authorizer_cache_hits_total 0",
             "gateway_authorizer_cache_misses_total 0",
             "gateway_signups_total 0",

@@ -11,6 +11,7 @@ mod cli;
 mod cors;
 mod crash;
 mod forwarding;
+mod h2_flood;
 mod identity;
 mod identity_ops;
 mod keys;

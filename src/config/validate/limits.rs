@@ -1,4 +1,4 @@
-//! `limits`: body size and connection timeouts.
+//! `limits`: body size, connection timeouts and connection caps.
 
 use crate::config::model::Limits;
 use crate::config::{raw, units};
@@ -29,6 +29,27 @@ impl Validator<'_> {
                 l.shutdown_timeout,
                 d.shutdown_timeout,
             ),
+            max_connections: self
+                .count("limits.max_connections", l.max_connections, 1)
+                .unwrap_or(d.max_connections),
+            // 0: no cap.
+            max_connections_per_ip: self
+                .count("limits.max_connections_per_ip", l.max_connections_per_ip, 0)
+                .filter(|&n| n > 0),
+            h2_max_streams: self
+                .count("limits.h2_max_streams", l.h2_max_streams, 1)
+                .map_or(d.h2_max_streams, |n| n as u32),
         }
+    }
+
+    /// A count of at least `min`, at most `u32::MAX` (what HTTP/2 settings carry).
+    fn count(&mut self, path: &str, n: Option<u64>, min: u64) -> Option<usize> {
+        let n = n?;
+        if n < min || n > u64::from(u32::MAX) {
+            let msg = format!("{n} is out of range; expected {min}..={}", u32::MAX);
+            self.err(path, msg);
+            return None;
+        }
+        Some(n as usize)
     }
 }

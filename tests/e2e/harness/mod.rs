@@ -1,11 +1,13 @@
 //! Shared test harness: a real recording upstream, the real gateway (in
-//! process or as the built binary), and clients that speak HTTP/1.1 on
-//! loopback ephemeral ports. No fixed ports, no readiness sleeps.
+//! process or as the built binary), and clients that speak HTTP/1.1 (and
+//! hand-made HTTP/2 frames) on loopback ephemeral ports. No fixed ports,
+//! no readiness sleeps.
 
 pub mod auth;
 mod client;
 pub mod conn;
 pub mod gateway;
+pub mod h2;
 pub mod tls;
 pub mod tools;
 pub mod upstream;
