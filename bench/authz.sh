@@ -14,44 +14,11 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$BENCH_DIR/run.sh" # its functions and settings; its main does not run
 
 CONNS="${BENCH_CONNECTIONS:-64}"
-SECRET="bench-access-secret-0123456789abcdef"
 MISS_TOKENS=20000
-
-make_tokens() { # file count: HS256 access tokens as the gateway issues them, valid 1 h
-    python3 - "$1" "$2" "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-out, n, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
-now = int(time.time())
-with open(out, "w") as f:
-    for i in range(n):
-        claims = {"sub": f"user-{i}", "email": f"u{i}@example.com", "firstName": "B", "lastName": "U",
-                  "scope": "items:read", "sid": f"session-{i}", "iss": "gateway", "iat": now,
-                  "exp": now + 3600, "jti": f"jti-{i}", "token_use": "access"}
-        body = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
-        sig = b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-        f.write(f"{body}.{sig}\n")
-PY
-}
 
 # The gateway, one worker pinned to the proxy CPU; NAME picks its cache size.
 start_gw() { # name port cache_capacity [binary]
-    cat >"$TMP/$1.yaml" <<YAML
-listen: 127.0.0.1:$2
-log: { access: false }
-auth:
-  store: $TMP/$1-store/users.redb
-  access_token: { secret: "$SECRET" }
-  cache_capacity: $3
-routes:
-  - { name: none, path: $BENCH_PATH, upstream: "http://127.0.0.1:$UPSTREAM_PORT", auth: none }
-  - name: authed
-    path: /authed$BENCH_PATH
-    upstream: "http://127.0.0.1:$UPSTREAM_PORT"
-    strip_prefix: /authed
-    scopes: [items:read]
-YAML
+    authz_yaml "$2" "$TMP/$1-store" "$3" >"$TMP/$1.yaml"
     ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
         "${4:-$GATEWAY_BIN}" serve --config "$TMP/$1.yaml" ) >"$TMP/$1.log" 2>&1 &
     STARTED_PID=$!

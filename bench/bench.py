@@ -32,9 +32,12 @@ import time
 def fixed_load(port, path, conns, n, want_len):
     """N requests, round-robin over CONNS keep-alive connections, each
     answer read whole before that connection sends again: a fixed amount of
-    work, so a profile's totals divide by N."""
+    work, so a profile's totals divide by N. $FIXED_LOAD_TOKEN, if set, is
+    sent as a bearer token."""
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
-    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    token = os.environ.get("FIXED_LOAD_TOKEN")
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode()
     done = 0
     try:
         while done < n:

@@ -10,7 +10,9 @@
 # upstream, one worker, under valgrind. After a warm-up (pooled upstream
 # connections open) the counters are zeroed, INSTR_REQUESTS (8000) GETs go
 # over INSTR_CONNS (16) keep-alive connections, one in flight on each, and
-# the count is divided by the requests. Output: a table on stdout and, per
+# the count is divided by the requests. INSTR_ROUTE=authed measures the
+# authorizer's route instead (authz.sh's config, one valid token, cached
+# after the warm-up). Output: a table on stdout and, per
 # binary, its 60 costliest functions (inclusive) in
 # bench/results/<date>-instructions/ (BENCH_RESULTS_DIR).
 set -euo pipefail
@@ -41,7 +43,21 @@ mkdir -p "$TMP/cg" "$TMP/gw"
 
 read -r UPSTREAM_PORT GW_PORT <<<"$(python3 "$HELPER" free-ports 2)"
 start_upstream "$UPSTREAM_PORT"
-gateway_yaml "$GW_PORT" >"$TMP/gw/gateway.yaml"
+ROUTE="${INSTR_ROUTE:-none}"
+case "$ROUTE" in
+    none)
+        gateway_yaml "$GW_PORT" >"$TMP/gw/gateway.yaml"
+        LOAD_PATH="$BENCH_PATH"
+        ;;
+    authed)
+        authz_yaml "$GW_PORT" "$TMP/gw/store" 100000 >"$TMP/gw/gateway.yaml"
+        LOAD_PATH="/authed$BENCH_PATH"
+        make_tokens "$TMP/token.txt" 1
+        FIXED_LOAD_TOKEN="$(cat "$TMP/token.txt")"
+        export FIXED_LOAD_TOKEN
+        ;;
+    *) die "INSTR_ROUTE is none or authed" ;;
+esac
 
 rows=()
 first=""
@@ -56,9 +72,9 @@ for arg in "$@"; do
     pid=$!
     PIDS+=("$pid")
     wait_ready "$name" "$pid" "$GW_PORT"
-    python3 "$HELPER" fixed-load "$GW_PORT" "$BENCH_PATH" "$LOAD_CONNS" "$WARMUP_REQUESTS" "$BODY_BYTES" >/dev/null
+    python3 "$HELPER" fixed-load "$GW_PORT" "$LOAD_PATH" "$LOAD_CONNS" "$WARMUP_REQUESTS" "$BODY_BYTES" >/dev/null
     callgrind_control -z "$pid" >/dev/null
-    sent="$(taskset -c "$LOAD_CPU" python3 "$HELPER" fixed-load "$GW_PORT" "$BENCH_PATH" "$LOAD_CONNS" "$REQUESTS" "$BODY_BYTES")"
+    sent="$(taskset -c "$LOAD_CPU" python3 "$HELPER" fixed-load "$GW_PORT" "$LOAD_PATH" "$LOAD_CONNS" "$REQUESTS" "$BODY_BYTES")"
     callgrind_control -d "$pid" >/dev/null
     stop_pid "$pid"
     total="$(callgrind_annotate "$profile.1" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)"
@@ -76,7 +92,7 @@ done
 {
     echo "# Instructions per request (callgrind), $(date -u '+%F %T') UTC"
     echo
-    echo "- route: \`GET $BENCH_PATH\`, \`auth: none\`, 1 KiB body from a bare nginx; one worker; $LOAD_CONNS keep-alive connections, one request in flight on each"
+    echo "- route: \`GET $LOAD_PATH\` ($ROUTE), 1 KiB body from a bare nginx; one worker; $LOAD_CONNS keep-alive connections, one request in flight on each"
     echo "- counted: $REQUESTS requests after $WARMUP_REQUESTS warm-up requests; user space only"
     echo
     echo "| name | binary | requests | instructions / request | vs first |"

@@ -207,6 +207,47 @@ routes:
 EOF
 }
 
+# The authorizer benchmarks' config (authz.sh, instructions.sh
+# INSTR_ROUTE=authed): the `none` route and the `authed` one, which needs an
+# HS256 token with `items:read` (make_tokens) and strips `/authed`.
+SECRET="bench-access-secret-0123456789abcdef"
+
+make_tokens() { # file count: HS256 access tokens as the gateway issues them, valid 1 h
+    python3 - "$1" "$2" "$SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+out, n, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
+now = int(time.time())
+with open(out, "w") as f:
+    for i in range(n):
+        claims = {"sub": f"user-{i}", "email": f"u{i}@example.com", "firstName": "B", "lastName": "U",
+                  "scope": "items:read", "sid": f"session-{i}", "iss": "gateway", "iat": now,
+                  "exp": now + 3600, "jti": f"jti-{i}", "token_use": "access"}
+        body = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        sig = b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
+        f.write(f"{body}.{sig}\n")
+PY
+}
+
+authz_yaml() { # port store_folder cache_capacity
+    cat <<YAML
+listen: 127.0.0.1:$1
+log: { access: false }
+auth:
+  store: $2/users.redb
+  access_token: { secret: "$SECRET" }
+  cache_capacity: $3
+routes:
+  - { name: none, path: $BENCH_PATH, upstream: "http://127.0.0.1:$UPSTREAM_PORT", auth: none }
+  - name: authed
+    path: /authed$BENCH_PATH
+    upstream: "http://127.0.0.1:$UPSTREAM_PORT"
+    strip_prefix: /authed
+    scopes: [items:read]
+YAML
+}
+
 # The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
 start_gateway() { # port [binary name]
     local port="$1" bin="${2:-$GATEWAY_BIN}" name="${3:-gateway}"
