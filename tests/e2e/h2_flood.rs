@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::harness::h2::{self, Block, Read, H2};
 use crate::harness::tls::{self, make_certs};
-use crate::harness::{raw_keepalive, read_until_close, Binary, Gateway, Upstream, Yaml};
+use crate::harness::{raw_keepalive, read_until_close, Binary, Gateway, Repeat, Upstream, Yaml};
 
 /// Echo and upstream routes, with `limits` lines added.
 /// An echo route and a route to `up`, access log off; tests set their limits.
@@ -72,28 +72,6 @@ impl Body for SlowBody {
     }
 }
 
-/// `left` bytes, produced as fast as they are read.
-struct Filler {
-    left: usize,
-}
-
-impl Body for Filler {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let n = self.left.min(64 * 1024);
-        if n == 0 {
-            return Poll::Ready(None);
-        }
-        self.left -= n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'f'; n])))))
-    }
-}
-
 /// Bytes of `.../big`: more than loopback socket buffers hold.
 const BIG: usize = 32 << 20;
 
@@ -116,7 +94,7 @@ async fn slow_upstream() -> Upstream {
                 return Response::new(body.boxed());
             }
             if path.ends_with("/big") {
-                return Response::new(Filler { left: BIG }.boxed());
+                return Response::new(Repeat::new(BIG as u64, b'f').boxed());
             }
             Response::new(crate::harness::full("upstream ok"))
         })

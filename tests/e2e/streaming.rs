@@ -1,48 +1,17 @@
 //! Bodies stream both ways: 1 GiB up and 1 GiB down through the built
 //! binary, whose peak RSS must stay under 64 MiB.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Response;
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Binary, Upstream};
+use crate::harness::{Binary, Repeat, Upstream};
 
 const GIB: u64 = 1 << 30;
 const CHUNK: usize = 64 * 1024;
-
-/// `left` bytes of a repeated chunk, produced on demand.
-struct Repeat {
-    left: u64,
-    chunk: Bytes,
-}
-
-impl Body for Repeat {
-    type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let n = self.left.min(self.chunk.len() as u64) as usize;
-        self.left -= n as u64;
-        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..n)))))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left)
-    }
-}
 
 fn yaml(up: &Upstream) -> String {
     format!("log: {{ access: false }}\nlimits:\n  max_body: 2GiB\nroutes:\n  - {{ name: big, path: \"/*\", upstream: {}, auth: none, timeout: 60s }}\n", up.url())
@@ -53,10 +22,7 @@ async fn one_gib_upload_and_download_stream_in_constant_memory() {
     let up = Upstream::with(|req, _log| {
         Box::pin(async move {
             if req.uri().path() == "/download" {
-                let body = Repeat {
-                    left: GIB,
-                    chunk: Bytes::from(vec![b'd'; CHUNK]),
-                };
+                let body = Repeat::new(GIB, b'd');
                 return Response::new(body.boxed());
             }
             // Upload: count the bytes without keeping them.

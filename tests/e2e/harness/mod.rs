@@ -15,7 +15,7 @@ pub mod yaml;
 
 pub use client::{raw, raw_keepalive, read_until_close, Client, Reply, RequestBuilder};
 pub use gateway::{Binary, Gateway};
-pub use upstream::{full, Upstream};
+pub use upstream::{full, Repeat, Upstream};
 pub use yaml::Yaml;
 
 /// Polls `f` every 10 ms until it returns true; panics saying what it was

@@ -162,3 +162,40 @@ pub async fn record(req: Request<Incoming>, log: &Mutex<Vec<Recorded>>) -> Recor
     log.lock().unwrap().push(rec.clone());
     rec
 }
+
+/// `left` bytes of one repeated byte, produced as fast as they are read, in
+/// 64 KiB chunks: a large body that takes no memory to hold.
+pub struct Repeat {
+    left: u64,
+    chunk: Bytes,
+}
+
+impl Repeat {
+    pub fn new(len: u64, byte: u8) -> Repeat {
+        Repeat {
+            left: len,
+            chunk: Bytes::from(vec![byte; 64 * 1024]),
+        }
+    }
+}
+
+impl http_body::Body for Repeat {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(self.chunk.len() as u64) as usize;
+        self.left -= n as u64;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(self.chunk.slice(..n)))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
