@@ -16,6 +16,7 @@ mod identity;
 mod identity_ops;
 mod keys;
 mod limits;
+mod quickstart;
 mod reload;
 mod routing;
 mod shutdown;
