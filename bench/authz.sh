@@ -128,6 +128,8 @@ META
     cp "$TMP/gateway.yaml" "$TMP/haproxy/haproxy.cfg" "$OUT/" 2>/dev/null || true
     echo
     python3 "$BENCH_DIR/authz.py" "$OUT"
+    python3 "$BENCH_DIR/chart.py" "$OUT" "Authorizer (bench/authz.sh)" >&2 ||
+        log "warning: no chart (matplotlib could not be installed)"
     log "results in ${OUT#"$ROOT"/}"
 }
 

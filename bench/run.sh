@@ -449,6 +449,8 @@ EOF
     local rc=0
     echo
     python3 "$HELPER" report "$OUT/manifest.tsv" "$OUT/meta.env" "$OUT" || rc=$?
+    python3 "$BENCH_DIR/chart.py" "$OUT" "Plain keep-alive hop (bench/run.sh)" >&2 ||
+        log "warning: no chart (matplotlib could not be installed)"
     echo
     log "results in ${OUT#"$ROOT"/}"
     if [ "$rc" -eq 3 ]; then
