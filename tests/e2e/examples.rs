@@ -295,3 +295,35 @@ async fn protected_api_example_forwards_signed_in_users_with_their_identity() {
         health.headers
     );
 }
+
+#[test]
+fn the_shipped_configs_commented_out_upstream_route_is_valid_once_uncommented() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let mut in_route = false;
+    let uncommented: Vec<String> = text
+        .lines()
+        .map(|line| {
+            in_route =
+                line.starts_with("  # - name: api") || (in_route && line.starts_with("  #   "));
+            match in_route {
+                true => line.replacen("  # ", "  ", 1),
+                false => line.to_string(),
+            }
+        })
+        .collect();
+    let uncommented = uncommented.join("\n");
+    assert!(
+        uncommented.contains("\n  - name: api\n"),
+        "no commented-out `api` route in gateway.yaml"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.yaml");
+    std::fs::write(&file, &uncommented).unwrap();
+    let (code, out) = check(&file, &[]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "ok: 3 routes, 1 listeners"),
+        "{uncommented}"
+    );
+}
