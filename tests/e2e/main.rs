@@ -10,6 +10,7 @@ mod bypass;
 mod cli;
 mod cors;
 mod crash;
+mod examples;
 mod forwarding;
 mod h2_flood;
 mod identity;
