@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::harness::auth::{claims, signup};
 use crate::harness::gateway::bin;
 use crate::harness::tools::openssl;
-use crate::harness::{Gateway, Upstream};
+use crate::harness::{Binary, Upstream};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 
@@ -219,36 +219,13 @@ fn the_documented_openssl_commands_are_read_as_a_shell_would() {
     );
 }
 
-/// Sets environment variables for the gateway loaded in this process and
-/// removes them when dropped (a panic included). Only this file's tests
-/// use these names.
-struct EnvVars(Vec<&'static str>);
-
-impl EnvVars {
-    fn set(vars: &[(&'static str, &str)]) -> EnvVars {
-        for (name, value) in vars {
-            std::env::set_var(name, value);
-        }
-        EnvVars(vars.iter().map(|(name, _)| *name).collect())
-    }
-}
-
-impl Drop for EnvVars {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            std::env::remove_var(name);
-        }
-    }
-}
-
 #[tokio::test]
 async fn protected_api_example_forwards_signed_in_users_with_their_identity() {
     let text = std::fs::read_to_string(Path::new(EXAMPLES).join("protected-api.yaml")).unwrap();
     let (one, two) = (Upstream::start().await, Upstream::start().await);
-    let gw = {
-        let _env = EnvVars::set(&[("API_UPSTREAM", &one.url()), ("API_UPSTREAM_2", &two.url())]);
-        Gateway::start(&text).await
-    };
+    let env = [("API_UPSTREAM", one.url()), ("API_UPSTREAM_2", two.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = Binary::serve_env(&text, &env).await;
     let received = || [one.requests(), two.requests()].concat();
     let c = gw.client();
 

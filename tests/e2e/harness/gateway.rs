@@ -109,17 +109,29 @@ impl Binary {
     /// Runs `gateway serve` on a copy of `yaml` with a free port, waiting for
     /// the ready line (which names the bound address).
     pub async fn serve(yaml: impl std::fmt::Display) -> Binary {
+        Binary::serve_env(yaml, &[]).await
+    }
+
+    /// `serve` with these environment variables set for the gateway
+    /// process only (the test process's own environment is never changed:
+    /// other tests read it from other threads).
+    pub async fn serve_env(yaml: impl std::fmt::Display, env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
-        Binary::serve_file(&file, dir).await
+        Binary::spawn(&file, dir, env).await
     }
 
     pub async fn serve_file(file: &Path, dir: tempfile::TempDir) -> Binary {
+        Binary::spawn(file, dir, &[]).await
+    }
+
+    async fn spawn(file: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Binary {
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(file)
             .env("GATEWAY_WORKERS", "2")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
