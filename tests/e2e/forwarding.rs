@@ -1,9 +1,14 @@
 //! What crosses the gateway: headers added, replaced or stripped both ways,
-//! request ids, pooling, echo routes, and several targets.
+//! request ids, pooling, echo routes, several targets, and the gateway's
+//! own HTTP version whatever the upstream's.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::harness::{raw, Gateway, Upstream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::harness::{raw, read_response, read_until_close, Gateway, Upstream};
 
 fn route_to(up: &Upstream) -> String {
     format!(
@@ -326,4 +331,110 @@ async fn bodiless_responses_keep_the_upstream_connection_reusable() {
         1,
         "every answer left the connection reusable"
     );
+}
+
+/// A hand-written HTTP/1.0 upstream: reads a request head, writes
+/// `answer`, then closes, on every connection.
+async fn http10_upstream(answer: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(answer).await;
+            });
+        }
+    });
+    addr
+}
+
+fn route_to_addr(addr: SocketAddr) -> String {
+    format!("routes:\n  - {{ name: open, path: /*, upstream: http://{addr}, auth: none }}\n")
+}
+
+/// Two requests on one HTTP/1.1 connection: each answered `HTTP/1.1 200 OK`
+/// with `hello` framed by the header `framing` (name, value), so that the
+/// connection stays open for the next.
+async fn assert_http11_keep_alive_answers(gw: &Gateway, framing: (&str, &str)) {
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    for path in ["/first", "/second"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let res = read_response(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(res.status_line(), "HTTP/1.1 200 OK", "{path}: {res:?}");
+        assert_eq!(res.header(framing.0), Some(framing.1), "{path}: {res:?}");
+        assert_eq!(res.body, b"hello", "{path}: {res:?}");
+        assert!(!res.close_delimited, "{path}: ended by a close: {res:?}");
+        assert_eq!(res.header("content-type"), Some("text/plain"), "{res:?}");
+        assert_eq!(res.header("connection"), None, "{path}: {res:?}");
+    }
+}
+
+// RFC 9110 section 6.2: a proxy sends its own HTTP version. An HTTP/1.0
+// upstream passed on as `HTTP/1.0 200 OK` (close-delimited) cost HTTP/1.1
+// clients their keep-alive connection.
+#[tokio::test]
+async fn an_http10_upstream_without_length_is_answered_as_http11_chunked_with_keep_alive() {
+    let up = http10_upstream(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello").await;
+    let gw = Gateway::start(&route_to_addr(up)).await;
+    assert_http11_keep_alive_answers(&gw, ("transfer-encoding", "chunked")).await;
+}
+
+#[tokio::test]
+async fn an_http10_upstream_with_content_length_is_answered_as_http11_with_keep_alive() {
+    let up = http10_upstream(
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    let gw = Gateway::start(&route_to_addr(up)).await;
+    assert_http11_keep_alive_answers(&gw, ("content-length", "5")).await;
+}
+
+#[tokio::test]
+async fn an_http10_client_behind_an_http10_upstream_gets_the_whole_body() {
+    let up = http10_upstream(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello").await;
+    let gw = Gateway::start(&route_to_addr(up)).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (reply, closed) = read_until_close(&mut s, Duration::from_secs(5)).await;
+    // No chunked coding to a client that cannot decode it (RFC 9112
+    // section 7.1): the body ends with the connection.
+    assert!(reply.starts_with("HTTP/1."), "{reply}");
+    assert!(reply.contains(" 200 OK\r\n"), "{reply}");
+    assert!(
+        !reply.to_ascii_lowercase().contains("transfer-encoding"),
+        "{reply}"
+    );
+    assert!(reply.ends_with("\r\n\r\nhello"), "{reply}");
+    assert!(closed, "{reply}");
+}
+
+#[tokio::test]
+async fn an_http2_client_behind_an_http10_upstream_gets_http2_and_the_whole_body() {
+    use http_body_util::{BodyExt, Full};
+    let up = http10_upstream(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello").await;
+    let gw = Gateway::start(&route_to_addr(up)).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    for path in ["/first", "/second"] {
+        let uri = format!("http://{}{path}", gw.addr);
+        let res = client.get(uri.parse().unwrap()).await.unwrap();
+        assert_eq!(
+            (res.version(), res.status().as_u16()),
+            (http::Version::HTTP_2, 200)
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello", "{path}");
+    }
 }

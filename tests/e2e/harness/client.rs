@@ -149,3 +149,113 @@ pub async fn read_until_close(s: &mut TcpStream, wait: Duration) -> (String, boo
         }
     }
 }
+
+/// One response read off a raw connection, its framing undone.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status line and header lines, as sent.
+    pub head: String,
+    pub body: Vec<u8>,
+    /// The body was delimited by the peer closing the connection.
+    pub close_delimited: bool,
+}
+
+impl RawResponse {
+    pub fn status_line(&self) -> &str {
+        self.head.lines().next().unwrap_or_default()
+    }
+
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Reads one HTTP/1.x response to a request that was not `HEAD`: the body
+/// by `Transfer-Encoding: chunked`, else `Content-Length`, else until the
+/// peer closes. Panics if it is not complete within `wait`.
+pub async fn read_response(s: &mut TcpStream, wait: Duration) -> RawResponse {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let got = String::from_utf8_lossy(&buf).into_owned();
+        assert!(
+            read_more(s, &mut buf, deadline).await,
+            "closed before a head: {got:?}"
+        );
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut rest = buf.split_off(end + 4);
+    let mut res = RawResponse {
+        head,
+        body: Vec::new(),
+        close_delimited: false,
+    };
+    let chunked = res
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+    let length = res.header("content-length").and_then(|l| l.parse().ok());
+    if chunked {
+        loop {
+            let Some(line) = rest.windows(2).position(|w| w == b"\r\n") else {
+                assert!(
+                    read_more(s, &mut rest, deadline).await,
+                    "closed inside a chunk size"
+                );
+                continue;
+            };
+            let size = String::from_utf8_lossy(&rest[..line]).into_owned();
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size line {size:?}"));
+            // The data and its CRLF; the last chunk's CRLF ends the trailers
+            // (none expected).
+            while rest.len() < line + 2 + size + 2 {
+                assert!(
+                    read_more(s, &mut rest, deadline).await,
+                    "closed inside a chunk"
+                );
+            }
+            res.body.extend_from_slice(&rest[line + 2..line + 2 + size]);
+            rest.drain(..line + 2 + size + 2);
+            if size == 0 {
+                return res;
+            }
+        }
+    }
+    if let Some(length) = length {
+        while rest.len() < length {
+            assert!(
+                read_more(s, &mut rest, deadline).await,
+                "closed inside the body"
+            );
+        }
+        res.body = rest;
+        return res;
+    }
+    while read_more(s, &mut rest, deadline).await {}
+    res.body = rest;
+    res.close_delimited = true;
+    res
+}
+
+/// Appends what the peer sends next to `buf`: false once it closed.
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, deadline: tokio::time::Instant) -> bool {
+    let mut chunk = [0u8; 16384];
+    match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+        Err(_) => panic!(
+            "no complete response in time; got {:?}",
+            String::from_utf8_lossy(buf)
+        ),
+        Ok(Ok(0)) | Ok(Err(_)) => false,
+        Ok(Ok(n)) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}

@@ -13,7 +13,9 @@ pub mod tools;
 pub mod upstream;
 pub mod yaml;
 
-pub use client::{raw, raw_keepalive, read_until_close, Client, Reply, RequestBuilder};
+pub use client::{
+    raw, raw_keepalive, read_response, read_until_close, Client, Reply, RequestBuilder,
+};
 pub use gateway::{Binary, Gateway};
 pub use upstream::{full, Repeat, Upstream};
 pub use yaml::Yaml;
