@@ -29,7 +29,10 @@ fn quickstart_block(readme: &str) -> String {
         .expect("README.md has a quickstart:end marker")
         + begin;
     let inner = &readme[begin..end];
-    let open = inner.find("```sh\n").expect("the quickstart is a ```sh block") + 6;
+    let open = inner
+        .find("```sh\n")
+        .expect("the quickstart is a ```sh block")
+        + 6;
     let close = inner[open..].find("```").expect("the block is closed") + open;
     inner[open..close].to_string()
 }
