@@ -1,4 +1,4 @@
-//! The authorizer (SPEC section 6), in process: the bearer token from the
+//! The authorizer (docs/authorizer.md), in process: the bearer token from the
 //! `Authorization` header is verified once (algorithm pinned by config,
 //! `iss`, `exp`/`nbf` with leeway, `token_use`, required claims), its
 //! principal is cached by a hash of the token, and on every request, cached or
@@ -19,7 +19,7 @@ use crate::auth::jwt::SigningKeys;
 use crate::http::headers;
 use crate::telemetry::metrics::Metrics;
 
-/// Why a request was not authorized (SPEC section 6 maps each to 401 or 403).
+/// Why a request was not authorized (401 or 403, docs/authorizer.md).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header, another scheme, or `Bearer` with no token.

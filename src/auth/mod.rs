@@ -1,4 +1,4 @@
-//! Verifying bearer tokens (SPEC section 6): `jwt` is the only caller of
+//! Verifying bearer tokens (docs/authorizer.md): `jwt` is the only caller of
 //! jsonwebtoken (signing and verifying with pinned algorithms), the
 //! `authorizer` caches verified `principal`s and checks `revoked` sessions
 //! and scopes on every request.

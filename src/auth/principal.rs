@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::http::headers::{X_PRINCIPAL_EMAIL, X_PRINCIPAL_ID, X_PRINCIPAL_SCOPES};
 
-/// The claims an access token must carry (SPEC section 6): a missing one
+/// The claims an access token must carry (docs/authorizer.md): a missing one
 /// fails deserialisation, and so does a duplicated one.
 #[derive(Debug, Deserialize)]
 pub struct AccessClaims {

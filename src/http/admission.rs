@@ -1,4 +1,4 @@
-//! The connection caps of SPEC section 8: open client connections overall
+//! The connection caps (docs/operations.md): open client connections overall
 //! (`limits.max_connections`) and per client IP
 //! (`limits.max_connections_per_ip`), counted once for the plain and HTTPS
 //! listeners together. A connection holds its place from accept until its

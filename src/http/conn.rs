@@ -1,5 +1,5 @@
 //! Per-connection clock for the connection timeouts hyper does not give us
-//! in the form SPEC section 8 asks:
+//! in the form docs/operations.md describes:
 //! - `header_timeout`, counted from accept, then from the first byte of each
 //!   later request head (hyper's own timer would also count keep-alive idle time);
 //! - `idle_timeout`: no request in flight and no bytes either way;

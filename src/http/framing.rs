@@ -1,7 +1,7 @@
 //! A pre-scan of each HTTP/1 request head for `Content-Length` together
 //! with `Transfer-Encoding` (RFC 9112 section 6.1). hyper resolves that
 //! conflict itself (chunked wins, Content-Length is dropped, the connection
-//! closes), so the service never sees it; SPEC section 8 wants a 400, so the
+//! closes), so the service never sees it; the gateway answers 400 (docs/routing.md), so the
 //! socket wrapper (`conn.rs`) looks at the head bytes on their way in.
 //!
 //! On HTTP/2 the same wrapper follows the frames going out (`FrameScan`),

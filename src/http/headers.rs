@@ -14,7 +14,7 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 pub static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Identity headers set from the verified token (SPEC section 4).
+/// Identity headers set from the verified token (docs/routing.md).
 pub static X_PRINCIPAL_ID: HeaderName = HeaderName::from_static("x-principal-id");
 pub static X_PRINCIPAL_EMAIL: HeaderName = HeaderName::from_static("x-principal-email");
 pub static X_PRINCIPAL_SCOPES: HeaderName = HeaderName::from_static("x-principal-scopes");

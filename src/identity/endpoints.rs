@@ -1,5 +1,5 @@
 //! `POST /signup`, `/signin`, `/refresh-token`, `/signout`, with the wire
-//! format of the service the gateway replaces (SPEC section 5).
+//! format of the service the gateway replaces (docs/identity.md).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! The built-in identity service (SPEC section 5): users and sessions in a
+//! The built-in identity service (docs/identity.md): users and sessions in a
 //! redb `store`, bcrypt `password`s, JWT `tokens` signed with `keys`, the
 //! sign-in `throttle`, and the four `endpoints`. The `UserStore` is opened
 //! once and lives as long as the process (its path needs a restart to

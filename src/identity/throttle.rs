@@ -5,7 +5,7 @@
 //! verdict, then decides on the failures it left. So a burst of parallel
 //! guesses gets at most `failures` password checks per window, and parallel
 //! sign-ins with the right password all succeed (only failures count, as
-//! SPEC section 5 says). Failure times live in a bounded moka cache, so
+//! docs/identity.md says). Failure times live in a bounded moka cache, so
 //! spraying emails cannot grow memory without bound; a turn's queue lives only
 //! while attempts for its email are in flight.
 

@@ -1,4 +1,4 @@
-//! Issuing and checking the JWTs of SPEC section 5. The algorithm is pinned
+//! Issuing and checking the JWTs of the built-in endpoints (docs/identity.md). The algorithm is pinned
 //! by configuration; a token's own header never chooses it.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The admin listener (SPEC section 8): `GET /healthz` while the process
+//! The admin listener (docs/operations.md): `GET /healthz` while the process
 //! lives, `GET /readyz` once every listener serves (503 before and during
 //! shutdown), `GET /metrics` in Prometheus text format. Nothing else is
 //! served here, and none of it on the public listeners.

@@ -1,4 +1,4 @@
-//! Reload (SPEC section 8): on SIGHUP, and when the config file or the TLS
+//! Reload (docs/operations.md): on SIGHUP, and when the config file or the TLS
 //! certificate or key changes on disk (debounced, since editors and deploy
 //! tools write in several steps), the file is loaded and validated and a
 //! whole new state built off the runtime; only then is it swapped in, so

@@ -1,4 +1,4 @@
-//! CORS (SPEC section 7): which policy applies to a request, preflights
+//! CORS (docs/cors.md): which policy applies to a request, preflights
 //! answered by the gateway, and the headers every response of a request with
 //! a policy gets on the way out, the gateway's own errors included.
 

@@ -3,7 +3,7 @@
 //! record when its response body is done, so `bytes_out` and the duration
 //! are final: the request metrics, and the access-log line unless
 //! `log.access` is off. A request whose client went away before its
-//! response was complete is recorded as 499 (SPEC section 8), also when
+//! response was complete is recorded as 499 (docs/operations.md), also when
 //! that happened before there was a response at all.
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! `GatewayError`: every failure on the request path, each stage's own
 //! error kept whole, and the one mapping from a failure to its status,
-//! extra headers and JSON body (SPEC sections 3, 5, 6 and 8). Every match
+//! extra headers and JSON body (docs/routing.md, docs/identity.md, docs/authorizer.md). Every match
 //! below is exhaustive with no catch-all arm, so a new variant does not
 //! compile until it has a status and its headers.
 
@@ -201,7 +201,7 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
     }
 }
 
-/// The `WWW-Authenticate` challenge of a refused token (SPEC section 6).
+/// The `WWW-Authenticate` challenge of a refused token (docs/authorizer.md).
 fn challenge(e: &AuthError) -> Cow<'static, str> {
     match e {
         AuthError::MissingToken => Cow::Borrowed("Bearer realm=\"gateway\""),
@@ -263,7 +263,7 @@ mod tests {
         std::io::Error::other("disk on fire at /secret/path")
     }
 
-    /// Every variant of every stage enum, with its status (SPEC tables).
+    /// Every variant of every stage enum, with its status (docs/routing.md, docs/identity.md, docs/authorizer.md).
     fn every_failure() -> Vec<(GatewayError, u16)> {
         use crate::identity::store::StoreError;
         let boxed = || -> crate::http::body::BoxError { "x".into() };

@@ -1,4 +1,4 @@
-//! WebSocket proxying (SPEC section 4): an HTTP/1.1 `Upgrade: websocket`
+//! WebSocket proxying (docs/routing.md): an HTTP/1.1 `Upgrade: websocket`
 //! request on an allowed route goes through the whole pipeline like any
 //! other (authorization included) with its `Upgrade` and `Connection:
 //! upgrade` kept; when the upstream answers 101, both connections are

@@ -1,4 +1,4 @@
-//! The access log (SPEC section 8): one line per request on stdout, JSON or
+//! The access log (docs/operations.md): one line per request on stdout, JSON or
 //! pretty. It is handed plain values, never headers, the query string or a
 //! body, so it cannot leak a secret.
 

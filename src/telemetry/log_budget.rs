@@ -1,5 +1,5 @@
 //! A budget for log lines a client can cause at will (connection errors,
-//! failed TLS handshakes, connections refused at accept; SPEC section 8):
+//! failed TLS handshakes, connections refused at accept; docs/operations.md):
 //! at most `PER_SECOND` a second. The rest are counted, and the count is
 //! logged in one line when the second is over, so an attacker cannot grow
 //! the log at the rate it opens connections.

@@ -1,4 +1,4 @@
-//! The metric set of SPEC section 8, one registry per running gateway (tests
+//! The metric set of docs/operations.md, one registry per running gateway (tests
 //! run several in one process), rendered in Prometheus text format by the
 //! admin listener. Every label value comes from a bounded set, so no client
 //! can grow the series count: unknown methods become `OTHER`, requests that

@@ -1,5 +1,5 @@
 //! An upstream's response body on its way to the client: the route's
-//! timeout bounds every silence (SPEC section 4), and the connection goes
+//! timeout bounds every silence (docs/routing.md), and the connection goes
 //! back to the pool only when the body was read to its end.
 
 use std::future::Future;
