@@ -124,6 +124,31 @@ fn env_interpolation_happens_before_interpretation() {
     assert_eq!(c.auth.unwrap().issuer, "${literal}");
 }
 
+// Issue: an unset `${VAR}` hid every other error in the file.
+#[test]
+fn an_unset_variable_does_not_hide_the_other_errors() {
+    let text = "listen: nowhere\nauth:\n  issuer: ${MISSING_VAR}\n  access_token:\n    secret: ${NO_SECRET}\nroutes:\n  - name: a\n    path: a\n    upstream: http://${NO_HOST}:80\n    auth: none\n";
+    let errs = errors(text);
+    // The scalars naming an unset variable report that, and only that: the
+    // text left in them (`${NO_SECRET}` is short for a secret, the URL does
+    // not parse) is no second error.
+    let want = [
+        ("1:9: listen: ", "not an address"),
+        ("3:11: auth.issuer: ", "MISSING_VAR is not set"),
+        ("5:13: auth.access_token.secret: ", "NO_SECRET is not set"),
+        ("8:11: routes[0].path: ", "not absolute"),
+        ("9:15: routes[0].upstream: ", "NO_HOST is not set"),
+    ];
+    assert_eq!(errs.len(), want.len(), "{}", errs.join("\n"));
+    for (e, (at, contains)) in errs.iter().zip(want) {
+        assert!(
+            e.starts_with(at) && e.contains(contains),
+            "wanted {at}...{contains}, got:\n{}",
+            errs.join("\n")
+        );
+    }
+}
+
 #[test]
 fn relative_paths_resolve_against_the_files_folder() {
     let c = parse_str(&format!(
