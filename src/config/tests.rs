@@ -262,6 +262,50 @@ fn syntax_errors_are_positioned() {
     );
 }
 
+// Issue: a tab used for indentation was reported at the line before it
+// ("while scanning a plain scalar, found a tab"), with no key and no hint.
+#[test]
+fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+    let cases = [
+        (
+            "listen: 127.0.0.1:1\nroutes:\n  - name: a\n\tpath: /a\n    echo: true\n",
+            "4:1: ",
+            "`path` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nlimits:\n\tmax_body: 1\n",
+            "3:1: ",
+            "`max_body` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nlimits:\n  max_body: 1\n  \tidle_timeout: 1s\n",
+            "4:3: ",
+            "`idle_timeout` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nroutes:\n  - { name: a, path: /a, echo: true }\n\t- { name: b, path: /b, echo: true }\n",
+            "4:1: ",
+            "this line is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nauth:\n  issuer: |\n\tgw\n",
+            "4:1: ",
+            "this line is indented with a tab",
+        ),
+    ];
+    for (text, at, contains) in cases {
+        let errs = errors(text);
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with(at)
+                && errs[0].contains(contains)
+                && errs[0].ends_with("indent with spaces (YAML does not allow tabs)"),
+            "wanted one error at {at} containing {contains:?} and the hint for:\n{text}\ngot:\n{}",
+            errs.join("\n")
+        );
+    }
+}
+
 #[test]
 fn display_is_path_line_column_message() {
     let e = parse_str("listen: nowhere\nroutes: []\n").unwrap_err();
