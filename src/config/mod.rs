@@ -11,6 +11,7 @@ mod error;
 mod interpolate;
 mod model;
 mod raw;
+mod suggest;
 mod template;
 mod units;
 mod validate;

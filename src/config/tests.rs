@@ -71,6 +71,63 @@ fn unknown_keys_are_errors_with_position() {
     );
 }
 
+// Issue: an unknown key named no likely fix.
+#[test]
+fn an_unknown_key_or_word_suggests_the_nearest_known_one() {
+    let route = |line: &str| {
+        format!("listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /a\n    echo: true\n{line}\n")
+    };
+    let cases = [
+        (
+            route("    auth: none\n    strip_prefx: /a"),
+            "7:5: routes[0].strip_prefx: unknown field `strip_prefx`",
+            "; did you mean `strip_prefix`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nrotues: []\n{ROUTE}"),
+            "2:1: rotues: unknown key `rotues`",
+            "; did you mean `routes`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nlimits:\n  max_bdy: 1\n{ROUTE}"),
+            "3:3: limits.max_bdy: unknown field `max_bdy`",
+            "; did you mean `max_body`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    scret: x\n{ROUTE}"),
+            "4:5: auth.access_token.scret: unknown field `scret`",
+            "; did you mean `secret`?",
+        ),
+        (
+            route("    auth: requird"),
+            "6:11: routes[0].auth: unknown variant `requird`",
+            "; did you mean `required`?",
+        ),
+    ];
+    for (text, at, hint) in cases {
+        let errs = errors(&text);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(at) && errs[0].ends_with(hint),
+            "wanted only {at}...{hint} for:\n{text}\ngot:\n{}",
+            errs.join("\n")
+        );
+    }
+    // Far from every known key: no guess, the list of keys only.
+    for text in [
+        route("    auth: none\n    bogus: 1"),
+        format!("listen: 127.0.0.1:1\nfoo: 1\n{ROUTE}"),
+    ] {
+        let errs = errors(&text);
+        assert!(
+            errs.len() == 1
+                && errs[0].contains("expected one of")
+                && !errs[0].contains("did you mean"),
+            "{}",
+            errs.join("\n")
+        );
+    }
+}
+
 #[test]
 fn every_error_is_reported_not_only_the_first() {
     let text = "listen: nowhere\nroutes:\n  - name: a\n    path: a\n    upstream: ftp://x\n    auth: none\n  - name: a\n    path: /b\n    echo: true\n    auth: none\n    timeout: soon\n";
