@@ -263,6 +263,44 @@ fn route_validation() {
     }
 }
 
+// Issue: a strip_prefix that can never match its route's path was accepted.
+#[test]
+fn strip_prefix_must_start_every_path_the_route_matches() {
+    let route = |path: &str, prefix: &str| {
+        format!("listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: {path}\n    echo: true\n    auth: none\n    strip_prefix: {prefix}\n")
+    };
+    for (path, prefix) in [
+        ("/api/items/*", "/v1"),
+        // Ends inside a parameter: only some requests would lose it.
+        ("/items/{id}", "/items/7"),
+        ("/{tenant}/api", "/acme"),
+        // Past the literal part: `/api/x` is matched but has no `/v1`.
+        ("/api/*", "/api/v1"),
+        // Not at a segment boundary: the upstream path keeps `/apiv2/x`.
+        ("/apiv2/x", "/api"),
+    ] {
+        let errs = errors(&route(path, prefix));
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with("7:19: routes[0].strip_prefix: ")
+                && errs[0].contains("does not start every path"),
+            "{path} with {prefix}:\n{}",
+            errs.join("\n")
+        );
+    }
+    for (path, prefix) in [
+        ("/api/items/*", "/api"),
+        ("/api/items/*", "/api/items"),
+        ("/api", "/api"),
+        ("/api/", "/api"),
+        ("/api/{id}", "/api"),
+        ("/api/{id}/x", "/api"),
+    ] {
+        let c = parse_str(&route(path, prefix));
+        assert!(c.is_ok(), "{path} with {prefix}: {}", c.unwrap_err());
+    }
+}
+
 #[test]
 fn same_shape_routes_sharing_a_method_conflict() {
     let text = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /items/{id}\n    echo: true\n    auth: none\n  - name: b\n    path: /items/{key}\n    methods: [GET]\n    echo: true\n    auth: none\n";
