@@ -78,14 +78,19 @@ fn check(path: &std::path::Path) -> ExitCode {
     match load(path) {
         Ok(Loaded { config: c, .. }) => {
             println!(
-                "ok: {} routes, {} listeners",
-                c.routes.len(),
-                c.listener_count()
+                "ok: {}, {}",
+                counted(c.routes.len(), "route", "routes"),
+                counted(c.listener_count(), "listener", "listeners")
             );
             ExitCode::SUCCESS
         }
         Err(code) => code,
     }
+}
+
+/// `1 route`, `3 routes`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {

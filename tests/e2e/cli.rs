@@ -14,13 +14,45 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+// Issue: the summary said "1 routes, 1 listeners".
 #[test]
 fn check_prints_a_summary_for_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.yaml");
-    std::fs::write(&file, "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n  - { name: b, path: /b, echo: true, auth: none }\n").unwrap();
-    let (code, out, _) = run(&["check", "--config", file.to_str().unwrap()]);
-    assert_eq!((code, out.trim()), (0, "ok: 2 routes, 1 listeners"));
+    let route =
+        |name: &str| format!("  - {{ name: {name}, path: /{name}, echo: true, auth: none }}\n");
+    let cases = [
+        (
+            format!(
+                "listen: 127.0.0.1:3000\nroutes:\n{}{}",
+                route("a"),
+                route("b")
+            ),
+            "ok: 2 routes, 1 listener",
+        ),
+        (
+            format!("listen: 127.0.0.1:3000\nroutes:\n{}", route("a")),
+            "ok: 1 route, 1 listener",
+        ),
+        (
+            format!(
+                "listen: 127.0.0.1:3000\nadmin: {{ listen: 127.0.0.1:9901 }}\nroutes:\n{}{}{}",
+                route("a"),
+                route("b"),
+                route("c")
+            ),
+            "ok: 3 routes, 2 listeners",
+        ),
+    ];
+    for (yaml, want) in cases {
+        std::fs::write(&file, &yaml).unwrap();
+        let (code, out, err) = run(&["check", "--config", file.to_str().unwrap()]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("{want}\n").as_str()),
+            "{yaml}{err}"
+        );
+    }
 }
 
 #[test]
