@@ -114,6 +114,26 @@ fn help_version_and_bad_usage() {
     assert_eq!(code, 2, "{err}");
 }
 
+// Issue: `--log-format pretty` wrote ANSI colour codes into a redirected file.
+#[tokio::test]
+async fn pretty_logs_have_no_colour_when_stderr_is_not_a_terminal() {
+    let route = "routes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
+    let by_config = format!("log: {{ format: pretty }}\n{route}");
+    // stderr is a pipe here, as when redirected to a file.
+    for mut gw in [
+        Binary::serve_args(&["serve", "--log-format", "pretty"], route).await,
+        Binary::serve(&by_config).await,
+    ] {
+        assert_eq!(gw.client().get("/a").send().await.status, 200);
+        assert!(gw.terminate().success());
+        let logs = format!("{}{}", gw.stderr(), gw.stdout());
+        assert!(logs.contains("gateway ready"), "{logs}");
+        assert!(!logs.contains('\x1b'), "colour codes in:\n{logs:?}");
+        // Pretty, not JSON.
+        assert!(!logs.trim_start().starts_with('{'), "{logs}");
+    }
+}
+
 #[test]
 fn serve_refuses_a_port_in_use_with_one_clear_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -115,9 +115,23 @@ impl Binary {
         Binary::serve_file(&file, dir).await
     }
 
+    /// Runs `gateway ARGS --config <copy of yaml>` (ARGS instead of `serve`),
+    /// waiting for the ready line. A restart runs plain `serve`.
+    pub async fn serve_args(args: &[&str], yaml: impl std::fmt::Display) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
+        Binary::serve_file_with(args, &file, dir).await
+    }
+
     pub async fn serve_file(file: &Path, dir: tempfile::TempDir) -> Binary {
+        Binary::serve_file_with(&["serve"], file, dir).await
+    }
+
+    async fn serve_file_with(args: &[&str], file: &Path, dir: tempfile::TempDir) -> Binary {
         let mut child = Command::new(bin())
-            .args(["serve", "--config"])
+            .args(args)
+            .arg("--config")
             .arg(file)
             .env("GATEWAY_WORKERS", "2")
             .stdout(Stdio::piped())
