@@ -114,6 +114,54 @@ fn help_version_and_bad_usage() {
     assert_eq!(code, 2, "{err}");
 }
 
+// Issue: `--log-format` was offered on `check` and `users`, where it does nothing.
+#[test]
+fn log_format_is_a_usage_error_outside_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.yaml");
+    std::fs::write(
+        &file,
+        "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    for args in [
+        vec!["check", "--log-format", "json", "--config", f],
+        vec!["--log-format", "json", "check", "--config", f],
+        vec!["users", "list", "--log-format", "json", "--config", f],
+        vec!["users", "--log-format", "json", "list", "--config", f],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}:\n{out}{err}");
+        assert!(err.contains("--log-format"), "{args:?}:\n{err}");
+    }
+    let (code, out, _) = run(&["check", "--help"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("--log-format"), "{out}");
+    let (code, out, _) = run(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--log-format"), "{out}");
+}
+
+/// `cargo run --release` with no arguments is `serve`, so the flag works
+/// without the subcommand name too.
+#[tokio::test]
+async fn log_format_is_given_to_serve_named_or_implied() {
+    let yaml = "routes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
+    for args in [
+        &["serve", "--log-format", "pretty"][..],
+        &["--log-format", "pretty"],
+    ] {
+        let mut gw = Binary::serve_args(args, yaml).await;
+        let ready = gw.wait_log("gateway ready").await;
+        // The config asks for JSON (the default); the flag wins.
+        assert!(!ready.trim_start().starts_with('{'), "{args:?}: {ready}");
+        assert_eq!(gw.client().get("/a").send().await.status, 200);
+        assert!(gw.terminate().success());
+        assert!(gw.stdout().contains(" GET /a 200 "), "{}", gw.stdout());
+    }
+}
+
 // Issue: `--log-format pretty` wrote ANSI colour codes into a redirected file.
 #[tokio::test]
 async fn pretty_logs_have_no_colour_when_stderr_is_not_a_terminal() {
