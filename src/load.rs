@@ -442,6 +442,24 @@ mod tests {
         );
     }
 
+    // Issue: an unset `${VAR}` hid every other error in the file.
+    #[test]
+    fn a_file_named_by_an_unset_variable_is_not_read_and_the_rest_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("listen: nowhere\ntls:\n  listen: 127.0.0.1:1\n  cert: ${{GATEWAY_TEST_UNSET_CERT}}\n  key: absent.key\nauth:\n  store: ${{GATEWAY_TEST_UNSET_DIR}}/u.redb\n{ROUTE}");
+        assert_errors(
+            &errors(dir.path(), &text),
+            &[
+                ("1:9: listen: ", "not an address"),
+                ("4:9: tls.cert: ", "GATEWAY_TEST_UNSET_CERT is not set"),
+                ("5:8: tls.key: ", "cannot read private key"),
+                ("7:10: auth.store: ", "GATEWAY_TEST_UNSET_DIR is not set"),
+            ],
+        );
+        // Nothing was made from the text left in the scalar.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
     #[test]
     fn a_path_with_an_error_already_is_not_read_too() {
         let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use gateway::config::LogFormat;
 use gateway::identity::users_cli::{self, UsersCommand};
@@ -29,17 +29,26 @@ struct Cli {
     /// Config file [default: $GATEWAY_CONFIG, else ./gateway.yaml]
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Log format, overriding `log.format`
-    #[arg(long, global = true, value_enum)]
-    log_format: Option<Format>,
+    /// With no subcommand the gateway serves, so `serve`'s flags are
+    /// accepted before it too (`gateway --log-format pretty`).
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The flags of `serve` only: `check` and `users` log nothing.
+#[derive(Args)]
+struct ServeArgs {
+    /// Log format of `serve`, overriding `log.format`
+    #[arg(long, value_enum)]
+    log_format: Option<Format>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway until SIGTERM or SIGINT (the default)
-    Serve,
+    Serve(ServeArgs),
     /// Validate the config and every file it references
     Check,
     /// Manage users in the store (while the gateway is stopped)
@@ -58,11 +67,34 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = cli.config.clone().unwrap_or_else(load::default_path);
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = match (cli.command, cli.serve) {
+        (None, args) => Command::Serve(args),
+        (Some(Command::Serve(named)), before) => Command::Serve(ServeArgs {
+            log_format: named.log_format.or(before.log_format),
+        }),
+        (
+            Some(_),
+            ServeArgs {
+                log_format: Some(_),
+            },
+        ) => {
+            usage_error("--log-format is a flag of `serve` only; `check` and `users` write no logs")
+        }
+        (Some(other), ServeArgs { log_format: None }) => other,
+    };
+    match command {
         Command::Check => check(&path),
-        Command::Serve => serve(&path, cli.log_format),
+        Command::Serve(args) => serve(&path, args.log_format),
         Command::Users { command } => users(&path, command),
     }
+}
+
+/// Exits 2 with clap's usage error layout: what clap's own checks cannot
+/// say (`args_conflicts_with_subcommands` would refuse `--config` too).
+fn usage_error(message: &str) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
 }
 
 /// The one loading step (`check`, `serve` and reload share it); errors
@@ -78,14 +110,19 @@ fn check(path: &std::path::Path) -> ExitCode {
     match load(path) {
         Ok(Loaded { config: c, .. }) => {
             println!(
-                "ok: {} routes, {} listeners",
-                c.routes.len(),
-                c.listener_count()
+                "ok: {}, {}",
+                counted(c.routes.len(), "route", "routes"),
+                counted(c.listener_count(), "listener", "listeners")
             );
             ExitCode::SUCCESS
         }
         Err(code) => code,
     }
+}
+
+/// `1 route`, `3 routes`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {

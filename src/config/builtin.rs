@@ -1,4 +1,4 @@
-//! The built-in endpoints that `auth` turns on (SPEC section 5): their paths,
+//! The built-in endpoints that `auth` turns on (docs/identity.md): their paths,
 //! their one method and the route each is served as, so routing treats them
 //! like any route. Their paths are literal, so they beat templates and `/*`
 //! prefixes that also match them.

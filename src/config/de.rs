@@ -7,6 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
 use super::error::{ConfigError, Pos};
+use super::suggest;
 use super::yaml::{is_null_text, Kind, Node};
 
 /// Deserializes `T` from a node; `path` is the node's YAML path.
@@ -46,6 +47,19 @@ impl de::Error for DeError {
             path: None,
             message: msg.to_string(),
         }
+    }
+
+    /// serde's message (which lists the expected keys), and the nearest of
+    /// them when the key looks like a typo of it.
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        let serde = de::value::Error::unknown_field(field, expected);
+        Self::custom(format!("{serde}{}", suggest::hint(field, expected)))
+    }
+
+    /// The same for a word that is not one of an enum's (`auth: requird`).
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        let serde = de::value::Error::unknown_variant(variant, expected);
+        Self::custom(format!("{serde}{}", suggest::hint(variant, expected)))
     }
 }
 

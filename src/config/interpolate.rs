@@ -6,22 +6,52 @@ use super::error::ConfigError;
 use super::yaml::{Kind, Node};
 
 /// Replaces variables in every scalar of the tree, collecting one error per
-/// scalar that names an unset variable or is malformed.
-pub fn tree(node: &mut Node, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) {
+/// scalar that names an unset variable or is malformed, with the scalar's
+/// YAML path (`path` is the node's own). Such a scalar keeps its text.
+pub fn tree(
+    node: &mut Node,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
     match &mut node.kind {
         Kind::Scalar { value, .. } => {
             if value.contains('$') {
                 match expand(value, env) {
                     Ok(v) => *value = v,
-                    Err(msg) => errors.push(ConfigError::new(node.pos, "", msg)),
+                    Err(msg) => errors.push(ConfigError::new(node.pos, path, msg)),
                 }
             }
         }
-        Kind::Seq(items) => items.iter_mut().for_each(|n| tree(n, env, errors)),
-        Kind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
-            tree(k, env, errors);
-            tree(v, env, errors);
-        }),
+        Kind::Seq(items) => {
+            for (i, n) in items.iter_mut().enumerate() {
+                tree(n, &format!("{path}[{i}]"), env, errors);
+            }
+        }
+        Kind::Map(entries) => {
+            for (k, v) in entries.iter_mut() {
+                // The key first: the value's path is the key as replaced,
+                // the way deserialization and validation name it.
+                tree(k, &child(path, k.key_text()), env, errors);
+                tree(v, &child(path, k.key_text()), env, errors);
+            }
+        }
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    match path.is_empty() {
+        true => key.to_string(),
+        false => format!("{path}.{key}"),
+    }
+}
+
+/// Is `path` the node at `root` or inside it (`routes[0]` holds
+/// `routes[0].path` and `routes[0][1]`, not `routes[01]`)?
+pub fn is_within(path: &str, root: &str) -> bool {
+    match path.strip_prefix(root) {
+        Some(rest) => root.is_empty() || rest.is_empty() || rest.starts_with(['.', '[']),
+        None => false,
     }
 }
 
@@ -105,6 +135,16 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(expand(input, &env).as_deref(), Ok(want), "input {input:?}");
         }
+    }
+
+    #[test]
+    fn within_follows_path_steps_not_text() {
+        assert!(is_within("routes[0].path", "routes[0]"));
+        assert!(is_within("routes[0]", "routes[0]"));
+        assert!(is_within("routes[0][1]", "routes[0]"));
+        assert!(!is_within("routes[01]", "routes[0]"));
+        assert!(!is_within("listener", "listen"));
+        assert!(is_within("anything", ""));
     }
 
     #[test]

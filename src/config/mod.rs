@@ -11,6 +11,7 @@ mod error;
 mod interpolate;
 mod model;
 mod raw;
+mod suggest;
 mod template;
 mod units;
 mod validate;
@@ -27,8 +28,9 @@ pub use template::Template;
 /// names too, so one `check` reports every problem.
 #[derive(Debug)]
 pub struct Partial {
-    /// `None` when the text is no YAML or a `${VAR}` cannot be replaced;
-    /// with `errors`, parts of it are defaults standing in for bad values.
+    /// `None` when the text is no YAML; with `errors`, parts of it are
+    /// defaults standing in for bad values, or the raw text of a scalar
+    /// whose `${VAR}` is unset (that scalar's only error is the unset VAR).
     pub config: Option<Config>,
     pub errors: Vec<ConfigError>,
 }
@@ -59,16 +61,23 @@ pub fn parse_partial(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<Strin
         Ok(root) => root,
         Err(e) => return failed(vec![e]),
     };
-    let mut errors = Vec::new();
-    interpolate::tree(&mut root, env, &mut errors);
-    if !errors.is_empty() {
-        return failed(errors);
-    }
+    let mut unset = Vec::new();
+    interpolate::tree(&mut root, "", env, &mut unset);
     let base = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (config, errors) = validate::config(&root, file, &base);
+    let (config, mut errors) = validate::config(&root, file, &base);
+    // A scalar whose `${VAR}` could not be replaced still holds its text,
+    // which is not the value the operator meant: what validation says of it
+    // (a short secret, a bad URL) would be a second, misleading error. Its
+    // interpolation error stands alone, and every other error is kept.
+    errors.retain(|e| {
+        !unset
+            .iter()
+            .any(|u| interpolate::is_within(&e.path, &u.path))
+    });
+    errors.extend(unset);
     Partial {
         config: Some(config),
         errors,

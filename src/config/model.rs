@@ -1,6 +1,6 @@
 //! Validated configuration: the only config types runtime code sees, with
 //! the default of every setting the file may leave out next to its field
-//! (`validate/` takes them from here; SPEC section 2 lists the same values).
+//! (`validate/` takes them from here; docs/configuration.md lists the same values).
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;

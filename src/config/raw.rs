@@ -1,4 +1,4 @@
-//! serde mirror of gateway.yaml (SPEC section 2): text as written, `Option`
+//! serde mirror of gateway.yaml (docs/configuration.md): text as written, `Option`
 //! where a key may be left out. `validate/` turns it into `model.rs` types.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};

@@ -53,6 +53,45 @@ impl Template {
             })
     }
 
+    /// Does every path this template matches start with `prefix`, the way
+    /// `strip_prefix` is removed (`proxy::pipeline::upstream_path`: whole
+    /// segments only, so `/api` comes off `/api` and `/api/x`, never off
+    /// `/apiv2`)? Only when the prefix's segments are the template's first
+    /// segments and each of them is a literal. A prefix reaching into a
+    /// `{param}`, or past the segments before a `/*`, fits some of the
+    /// requests the route takes and not the others (`/items/7` on
+    /// `/items/{id}`, `/api/v1` on `/api/*`): the upstream would get paths
+    /// of two shapes, so it is refused rather than stripped when it fits.
+    pub fn always_starts_with(&self, prefix: &str) -> bool {
+        let Some(wanted) = prefix.strip_prefix('/') else {
+            return false;
+        };
+        let wanted: Vec<&str> = wanted.split('/').collect();
+        let literals: Vec<&str> = self.literal_start().collect();
+        wanted.len() <= literals.len() && wanted.iter().zip(&literals).all(|(w, l)| w == l)
+    }
+
+    /// Every prefix `always_starts_with` accepts, shortest first: `/api`
+    /// and `/api/items` for `/api/items/{id}`.
+    pub fn strippable_prefixes(&self) -> Vec<String> {
+        self.literal_start()
+            .filter(|l| !l.is_empty())
+            .scan(String::new(), |prefix, l| {
+                prefix.push('/');
+                prefix.push_str(l);
+                Some(prefix.clone())
+            })
+            .collect()
+    }
+
+    /// The literal segments before the first `{param}` (or the `/*`).
+    fn literal_start(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map_while(|s| match s {
+            Segment::Literal(l) => Some(l.as_str()),
+            Segment::Param => None,
+        })
+    }
+
     /// Same literal segments and params in the same places, same wildcard.
     pub fn same_shape(&self, other: &Template) -> bool {
         self.wildcard == other.wildcard && self.segments == other.segments
@@ -136,6 +175,25 @@ mod tests {
         let t = Template::parse("/a/").unwrap();
         assert!(t.matches(&segs("/a/")));
         assert!(!t.matches(&segs("/a")));
+    }
+
+    #[test]
+    fn a_strippable_prefix_is_whole_leading_literal_segments() {
+        let t = |s| Template::parse(s).unwrap();
+        assert!(t("/api/items/*").always_starts_with("/api"));
+        assert!(t("/api/items/*").always_starts_with("/api/items"));
+        assert!(t("/api/").always_starts_with("/api"));
+        assert!(!t("/api/items/*").always_starts_with("/api/it"));
+        assert!(!t("/api/*").always_starts_with("/api/v1"));
+        assert!(!t("/items/{id}").always_starts_with("/items/7"));
+        assert!(!t("/*").always_starts_with("/api"));
+        assert_eq!(
+            t("/api/items/{id}/x").strippable_prefixes(),
+            ["/api", "/api/items"]
+        );
+        assert!(t("/{tenant}/api").strippable_prefixes().is_empty());
+        // The trailing `/` of `/api/` is no segment to strip on its own.
+        assert_eq!(t("/api/").strippable_prefixes(), ["/api"]);
     }
 
     #[test]

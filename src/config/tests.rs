@@ -71,6 +71,63 @@ fn unknown_keys_are_errors_with_position() {
     );
 }
 
+// Issue: an unknown key named no likely fix.
+#[test]
+fn an_unknown_key_or_word_suggests_the_nearest_known_one() {
+    let route = |line: &str| {
+        format!("listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /a\n    echo: true\n{line}\n")
+    };
+    let cases = [
+        (
+            route("    auth: none\n    strip_prefx: /a"),
+            "7:5: routes[0].strip_prefx: unknown field `strip_prefx`",
+            "; did you mean `strip_prefix`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nrotues: []\n{ROUTE}"),
+            "2:1: rotues: unknown key `rotues`",
+            "; did you mean `routes`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nlimits:\n  max_bdy: 1\n{ROUTE}"),
+            "3:3: limits.max_bdy: unknown field `max_bdy`",
+            "; did you mean `max_body`?",
+        ),
+        (
+            format!("listen: 127.0.0.1:1\nauth:\n  access_token:\n    scret: x\n{ROUTE}"),
+            "4:5: auth.access_token.scret: unknown field `scret`",
+            "; did you mean `secret`?",
+        ),
+        (
+            route("    auth: requird"),
+            "6:11: routes[0].auth: unknown variant `requird`",
+            "; did you mean `required`?",
+        ),
+    ];
+    for (text, at, hint) in cases {
+        let errs = errors(&text);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(at) && errs[0].ends_with(hint),
+            "wanted only {at}...{hint} for:\n{text}\ngot:\n{}",
+            errs.join("\n")
+        );
+    }
+    // Far from every known key: no guess, the list of keys only.
+    for text in [
+        route("    auth: none\n    bogus: 1"),
+        format!("listen: 127.0.0.1:1\nfoo: 1\n{ROUTE}"),
+    ] {
+        let errs = errors(&text);
+        assert!(
+            errs.len() == 1
+                && errs[0].contains("expected one of")
+                && !errs[0].contains("did you mean"),
+            "{}",
+            errs.join("\n")
+        );
+    }
+}
+
 #[test]
 fn every_error_is_reported_not_only_the_first() {
     let text = "listen: nowhere\nroutes:\n  - name: a\n    path: a\n    upstream: ftp://x\n    auth: none\n  - name: a\n    path: /b\n    echo: true\n    auth: none\n    timeout: soon\n";
@@ -122,6 +179,31 @@ fn env_interpolation_happens_before_interpretation() {
     ))
     .unwrap();
     assert_eq!(c.auth.unwrap().issuer, "${literal}");
+}
+
+// Issue: an unset `${VAR}` hid every other error in the file.
+#[test]
+fn an_unset_variable_does_not_hide_the_other_errors() {
+    let text = "listen: nowhere\nauth:\n  issuer: ${MISSING_VAR}\n  access_token:\n    secret: ${NO_SECRET}\nroutes:\n  - name: a\n    path: a\n    upstream: http://${NO_HOST}:80\n    auth: none\n";
+    let errs = errors(text);
+    // The scalars naming an unset variable report that, and only that: the
+    // text left in them (`${NO_SECRET}` is short for a secret, the URL does
+    // not parse) is no second error.
+    let want = [
+        ("1:9: listen: ", "not an address"),
+        ("3:11: auth.issuer: ", "MISSING_VAR is not set"),
+        ("5:13: auth.access_token.secret: ", "NO_SECRET is not set"),
+        ("8:11: routes[0].path: ", "not absolute"),
+        ("9:15: routes[0].upstream: ", "NO_HOST is not set"),
+    ];
+    assert_eq!(errs.len(), want.len(), "{}", errs.join("\n"));
+    for (e, (at, contains)) in errs.iter().zip(want) {
+        assert!(
+            e.starts_with(at) && e.contains(contains),
+            "wanted {at}...{contains}, got:\n{}",
+            errs.join("\n")
+        );
+    }
 }
 
 #[test]
@@ -181,6 +263,44 @@ fn route_validation() {
     }
 }
 
+// Issue: a strip_prefix that can never match its route's path was accepted.
+#[test]
+fn strip_prefix_must_start_every_path_the_route_matches() {
+    let route = |path: &str, prefix: &str| {
+        format!("listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: {path}\n    echo: true\n    auth: none\n    strip_prefix: {prefix}\n")
+    };
+    for (path, prefix) in [
+        ("/api/items/*", "/v1"),
+        // Ends inside a parameter: only some requests would lose it.
+        ("/items/{id}", "/items/7"),
+        ("/{tenant}/api", "/acme"),
+        // Past the literal part: `/api/x` is matched but has no `/v1`.
+        ("/api/*", "/api/v1"),
+        // Not at a segment boundary: the upstream path keeps `/apiv2/x`.
+        ("/apiv2/x", "/api"),
+    ] {
+        let errs = errors(&route(path, prefix));
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with("7:19: routes[0].strip_prefix: ")
+                && errs[0].contains("does not start every path"),
+            "{path} with {prefix}:\n{}",
+            errs.join("\n")
+        );
+    }
+    for (path, prefix) in [
+        ("/api/items/*", "/api"),
+        ("/api/items/*", "/api/items"),
+        ("/api", "/api"),
+        ("/api/", "/api"),
+        ("/api/{id}", "/api"),
+        ("/api/{id}/x", "/api"),
+    ] {
+        let c = parse_str(&route(path, prefix));
+        assert!(c.is_ok(), "{path} with {prefix}: {}", c.unwrap_err());
+    }
+}
+
 #[test]
 fn same_shape_routes_sharing_a_method_conflict() {
     let text = "listen: 127.0.0.1:1\nroutes:\n  - name: a\n    path: /items/{id}\n    echo: true\n    auth: none\n  - name: b\n    path: /items/{key}\n    methods: [GET]\n    echo: true\n    auth: none\n";
@@ -235,6 +355,50 @@ fn syntax_errors_are_positioned() {
         errs[0].starts_with("3:") || errs[0].starts_with("2:"),
         "{errs:?}"
     );
+}
+
+// Issue: a tab used for indentation was reported at the line before it
+// ("while scanning a plain scalar, found a tab"), with no key and no hint.
+#[test]
+fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+    let cases = [
+        (
+            "listen: 127.0.0.1:1\nroutes:\n  - name: a\n\tpath: /a\n    echo: true\n",
+            "4:1: ",
+            "`path` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nlimits:\n\tmax_body: 1\n",
+            "3:1: ",
+            "`max_body` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nlimits:\n  max_body: 1\n  \tidle_timeout: 1s\n",
+            "4:3: ",
+            "`idle_timeout` is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nroutes:\n  - { name: a, path: /a, echo: true }\n\t- { name: b, path: /b, echo: true }\n",
+            "4:1: ",
+            "this line is indented with a tab",
+        ),
+        (
+            "listen: 127.0.0.1:1\nauth:\n  issuer: |\n\tgw\n",
+            "4:1: ",
+            "this line is indented with a tab",
+        ),
+    ];
+    for (text, at, contains) in cases {
+        let errs = errors(text);
+        assert!(
+            errs.len() == 1
+                && errs[0].starts_with(at)
+                && errs[0].contains(contains)
+                && errs[0].ends_with("indent with spaces (YAML does not allow tabs)"),
+            "wanted one error at {at} containing {contains:?} and the hint for:\n{text}\ngot:\n{}",
+            errs.join("\n")
+        );
+    }
 }
 
 #[test]
@@ -331,7 +495,7 @@ fn left_out_settings_take_the_documented_defaults() {
     ))
     .unwrap();
     let auth = c.auth.unwrap();
-    // SPEC section 2, as the config reference gives them.
+    // As docs/configuration.md gives them.
     assert_eq!(auth.store.path, Path::new("/tmp/gw-test/data/users.redb"));
     assert_eq!(auth.issuer, "gateway");
     assert_eq!(auth.access_token.ttl, Duration::from_secs(15 * 60));

@@ -4,7 +4,7 @@
 //!
 //! Why not serde_yaml directly: it stops at the first error, exposes no
 //! positions for semantic checks, and interprets scalars before `${VAR}`
-//! could be replaced in them (SPEC section 2 wants the reverse order).
+//! could be replaced in them (`${VAR}` must be replaced before a scalar is typed).
 
 use std::collections::HashMap;
 
@@ -107,7 +107,13 @@ pub fn parse(text: &str) -> Result<Node, ConfigError> {
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
             let m = e.marker();
-            ConfigError::new(Pos::new(m.line(), m.col() + 1), "", e.info().to_string())
+            let at = Pos::new(m.line(), m.col() + 1);
+            match e.info().contains("tab") {
+                true => tab_error(text, at).unwrap_or_else(|| {
+                    ConfigError::new(at, "", format!("{}; {TAB_HINT}", e.info()))
+                }),
+                false => ConfigError::new(at, "", e.info().to_string()),
+            }
         })?;
         let pos = Pos::new(span.start.line(), span.start.col() + 1);
         builder.event(event, pos)?;
@@ -116,6 +122,45 @@ pub fn parse(text: &str) -> Result<Node, ConfigError> {
         pos: Pos::new(1, 1),
         kind: Kind::Map(Vec::new()),
     }))
+}
+
+const TAB_HINT: &str = "indent with spaces (YAML does not allow tabs)";
+
+/// saphyr reports a tab in the indentation at the start of the scalar
+/// before it ("while scanning a plain scalar, found a tab" on the previous
+/// line), naming no key. This finds the first line from the error's on
+/// that is indented with a tab and points at that tab, naming the key it
+/// indents.
+fn tab_error(text: &str, at: Pos) -> Option<ConfigError> {
+    let (line, col, rest) = text
+        .lines()
+        .enumerate()
+        .skip(at.line.saturating_sub(1))
+        .find_map(|(i, l)| {
+            let content = l.trim_start_matches([' ', '\t']);
+            let indent = &l[..l.len() - content.len()];
+            let tab = indent.find('\t')?;
+            let real = !content.is_empty() && !content.starts_with('#');
+            real.then(|| (i + 1, indent[..tab].chars().count() + 1, content))
+        })?;
+    // `key: value`, `key:` or `- key: value`; a flow collection or a bare
+    // item has no key to name.
+    let entry = rest.trim_start_matches(['-', ' ', '\t']);
+    let key = entry
+        .split_once(": ")
+        .map(|(k, _)| k)
+        .or_else(|| entry.strip_suffix(':'))
+        .map(|k| k.trim().trim_matches(['"', '\'']))
+        .filter(|k| !k.is_empty() && !k.contains(['{', '[', ' ', ',']));
+    let what = match key {
+        Some(k) => format!("`{k}` is indented with a tab"),
+        None => "this line is indented with a tab".to_string(),
+    };
+    Some(ConfigError::new(
+        Pos::new(line, col),
+        "",
+        format!("{what}; {TAB_HINT}"),
+    ))
 }
 
 struct Builder {

@@ -88,7 +88,7 @@ pub fn run(store_path: &Path, command: UsersCommand) -> Result<String, AdminErro
         }
         UsersCommand::Disable { email } => {
             let (u, n) = store.update_user(&norm(&email), true, |u| u.disabled = true)?;
-            let _ = writeln!(out, "{}: disabled, {n} sessions revoked", u.email);
+            let _ = writeln!(out, "{}: disabled, {} revoked", u.email, sessions(n));
         }
         UsersCommand::Enable { email } => {
             let (u, _) = store.update_user(&norm(&email), false, |u| u.disabled = false)?;
@@ -96,10 +96,18 @@ pub fn run(store_path: &Path, command: UsersCommand) -> Result<String, AdminErro
         }
         UsersCommand::RevokeSessions { email } => {
             let (u, n) = store.update_user(&norm(&email), true, |_| {})?;
-            let _ = writeln!(out, "{}: {n} sessions revoked", u.email);
+            let _ = writeln!(out, "{}: {} revoked", u.email, sessions(n));
         }
     }
     Ok(out)
+}
+
+/// `1 session`, `2 sessions`.
+fn sessions(n: usize) -> String {
+    match n {
+        1 => "1 session".to_string(),
+        n => format!("{n} sessions"),
+    }
 }
 
 fn check_scope(scope: &str) -> Result<(), AdminError> {

@@ -1,8 +1,10 @@
 //! tracing setup: the access log as bare lines on stdout (JSON or pretty),
-//! everything else on stderr in the same format. The format follows the
-//! config across reloads unless `--log-format` fixed it.
+//! everything else on stderr in the same format (pretty is coloured only
+//! when stderr is a terminal). The format follows the config across
+//! reloads unless `--log-format` fixed it.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
@@ -70,8 +72,18 @@ where
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(colour())
             .boxed(),
     }
+}
+
+/// Colour only for a person at a terminal: escape codes in a redirected
+/// file or a log collector are noise, and split `key=value` for grep.
+/// `NO_COLOR` (no-color.org) turns it off at a terminal too, as
+/// tracing-subscriber's own default does.
+fn colour() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 /// Writes only an event's message: access records are formatted already.

@@ -1,4 +1,4 @@
-//! The admin listener: health, readiness and the SPEC section 8 metrics,
+//! The admin listener: health, readiness and the metrics of docs/operations.md,
 //! counted from real traffic; none of it on the public listener.
 
 use crate::harness::auth::{auth_config, post, signin, signup, user, PASSWORD};

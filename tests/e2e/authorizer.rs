@@ -1,4 +1,4 @@
-//! The authorizer (SPEC section 6) against forged and real tokens: each row
+//! The authorizer (docs/authorizer.md) against forged and real tokens: each row
 //! of the table with its exact `WWW-Authenticate`, nothing denied reaches the
 //! upstream, identity headers, the decision cache, revocation.
 

@@ -14,13 +14,45 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+// Issue: the summary said "1 routes, 1 listeners".
 #[test]
 fn check_prints_a_summary_for_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.yaml");
-    std::fs::write(&file, "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n  - { name: b, path: /b, echo: true, auth: none }\n").unwrap();
-    let (code, out, _) = run(&["check", "--config", file.to_str().unwrap()]);
-    assert_eq!((code, out.trim()), (0, "ok: 2 routes, 1 listeners"));
+    let route =
+        |name: &str| format!("  - {{ name: {name}, path: /{name}, echo: true, auth: none }}\n");
+    let cases = [
+        (
+            format!(
+                "listen: 127.0.0.1:3000\nroutes:\n{}{}",
+                route("a"),
+                route("b")
+            ),
+            "ok: 2 routes, 1 listener",
+        ),
+        (
+            format!("listen: 127.0.0.1:3000\nroutes:\n{}", route("a")),
+            "ok: 1 route, 1 listener",
+        ),
+        (
+            format!(
+                "listen: 127.0.0.1:3000\nadmin: {{ listen: 127.0.0.1:9901 }}\nroutes:\n{}{}{}",
+                route("a"),
+                route("b"),
+                route("c")
+            ),
+            "ok: 3 routes, 2 listeners",
+        ),
+    ];
+    for (yaml, want) in cases {
+        std::fs::write(&file, &yaml).unwrap();
+        let (code, out, err) = run(&["check", "--config", file.to_str().unwrap()]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("{want}\n").as_str()),
+            "{yaml}{err}"
+        );
+    }
 }
 
 #[test]
@@ -80,6 +112,74 @@ fn help_version_and_bad_usage() {
     assert!(out.starts_with("gateway "), "{out}");
     let (code, _, err) = run(&["frobnicate"]);
     assert_eq!(code, 2, "{err}");
+}
+
+// Issue: `--log-format` was offered on `check` and `users`, where it does nothing.
+#[test]
+fn log_format_is_a_usage_error_outside_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.yaml");
+    std::fs::write(
+        &file,
+        "listen: 127.0.0.1:3000\nroutes:\n  - { name: a, path: /a, echo: true, auth: none }\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    for args in [
+        vec!["check", "--log-format", "json", "--config", f],
+        vec!["--log-format", "json", "check", "--config", f],
+        vec!["users", "list", "--log-format", "json", "--config", f],
+        vec!["users", "--log-format", "json", "list", "--config", f],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}:\n{out}{err}");
+        assert!(err.contains("--log-format"), "{args:?}:\n{err}");
+    }
+    let (code, out, _) = run(&["check", "--help"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("--log-format"), "{out}");
+    let (code, out, _) = run(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--log-format"), "{out}");
+}
+
+/// `cargo run --release` with no arguments is `serve`, so the flag works
+/// without the subcommand name too.
+#[tokio::test]
+async fn log_format_is_given_to_serve_named_or_implied() {
+    let yaml = "routes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
+    for args in [
+        &["serve", "--log-format", "pretty"][..],
+        &["--log-format", "pretty"],
+    ] {
+        let mut gw = Binary::serve_args(args, yaml).await;
+        let ready = gw.wait_log("gateway ready").await;
+        // The config asks for JSON (the default); the flag wins.
+        assert!(!ready.trim_start().starts_with('{'), "{args:?}: {ready}");
+        assert_eq!(gw.client().get("/a").send().await.status, 200);
+        assert!(gw.terminate().success());
+        assert!(gw.stdout().contains(" GET /a 200 "), "{}", gw.stdout());
+    }
+}
+
+// Issue: `--log-format pretty` wrote ANSI colour codes into a redirected file.
+#[tokio::test]
+async fn pretty_logs_have_no_colour_when_stderr_is_not_a_terminal() {
+    let route = "routes:\n  - { name: a, path: /a, echo: true, auth: none }\n";
+    let by_config = format!("log: {{ format: pretty }}\n{route}");
+    // stderr is a pipe here, as when redirected to a file.
+    for mut gw in [
+        Binary::serve_args(&["serve", "--log-format", "pretty"], route).await,
+        Binary::serve(&by_config).await,
+    ] {
+        assert_eq!(gw.client().get("/a").send().await.status, 200);
+        assert!(gw.terminate().success());
+        let logs = format!("{}{}", gw.stderr(), gw.stdout());
+        assert!(logs.contains("gateway ready"), "{logs}");
+        assert!(!logs.contains('\x1b'), "colour codes in:\n{logs:?}");
+        // Pretty, not JSON.
+        assert!(!logs.trim_start().starts_with('{'), "{logs}");
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! CORS (SPEC section 7) on the wire: headers on upstream answers and on the
+//! CORS (docs/cors.md) on the wire: headers on upstream answers and on the
 //! gateway's own errors, preflights answered without auth or upstream,
 //! refusals, per-route policies and `cors: off`.
 
@@ -235,7 +235,7 @@ async fn refused_preflights_get_403_without_allow_headers() {
             .collect();
         assert!(allow.is_empty(), "{what}: {allow:?}");
         // A response on a route with a policy: Vary: Origin all the same
-        // (the `*` route has none, SPEC section 7).
+        // (the `*` route has none, docs/cors.md).
         let varies = r.headers.get_all("vary").iter().any(|v| v == "Origin");
         assert_eq!(varies, !what.contains('*'), "{what}: Vary");
     }

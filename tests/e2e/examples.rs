@@ -300,7 +300,7 @@ fn the_shipped_configs_commented_out_upstream_route_is_valid_once_uncommented() 
     let (code, out) = check(&file, &[]);
     assert_eq!(
         (code, out.trim()),
-        (0, "ok: 3 routes, 1 listeners"),
+        (0, "ok: 3 routes, 1 listener"),
         "{uncommented}"
     );
 }

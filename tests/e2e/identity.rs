@@ -1,4 +1,4 @@
-//! The built-in endpoints (SPEC section 5) on the wire: every status of the
+//! The built-in endpoints (docs/identity.md) on the wire: every status of the
 //! table, the bodies, rotation and reuse, sign-out, throttling, timing parity.
 
 use http::Method;

@@ -183,9 +183,14 @@ async fn users_commands_work_offline_and_refuse_while_the_gateway_runs() {
     cli_ok(&gw, &["users", "grant", "ops@example.com", "items:write"]);
     cli_ok(&gw, &["users", "grant", "ops@example.com", "admin"]);
     cli_ok(&gw, &["users", "revoke-scope", "ops@example.com", "admin"]);
-    assert!(
-        cli_ok(&gw, &["users", "revoke-sessions", "other@example.com"])
-            .contains("1 sessions revoked")
+    // Issue: the count was always plural ("1 sessions revoked").
+    assert_eq!(
+        cli_ok(&gw, &["users", "revoke-sessions", "other@example.com"]),
+        "other@example.com: 1 session revoked\n"
+    );
+    assert_eq!(
+        cli_ok(&gw, &["users", "revoke-sessions", "other@example.com"]),
+        "other@example.com: 0 sessions revoked\n"
     );
     let (code, _, err) = gw.cli(&["users", "grant", "nobody@example.com", "x"]);
     assert_eq!(code, 1);

@@ -1,4 +1,4 @@
-//! Asymmetric access-token keys (SPEC section 6): EdDSA, ES256 and RS256
+//! Asymmetric access-token keys (docs/authorizer.md): EdDSA, ES256 and RS256
 //! from PEM files made at test time, `kid`, the JWK set an upstream verifies
 //! with, rotation with `previous_keys`, and algorithm-confusion attacks.
 

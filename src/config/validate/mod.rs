@@ -24,6 +24,7 @@ use super::de::from_node;
 use super::error::{ConfigError, Pos};
 use super::model::*;
 use super::raw;
+use super::suggest;
 use super::units;
 use super::yaml::Node;
 
@@ -141,8 +142,9 @@ impl Validator<'_> {
                     key.pos,
                     name,
                     format!(
-                        "unknown key `{name}`, expected one of: {}",
-                        TOP_LEVEL_KEYS.join(", ")
+                        "unknown key `{name}`, expected one of: {}{}",
+                        TOP_LEVEL_KEYS.join(", "),
+                        suggest::hint(name, TOP_LEVEL_KEYS)
                     ),
                 )),
             }

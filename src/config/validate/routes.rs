@@ -93,11 +93,14 @@ impl Validator<'_> {
             self.err(&at, "this route requires a token (`auth: required` is the default) but there is no `auth` section; add one, or set `auth: none`");
         }
         if let Some(p) = &r.strip_prefix {
+            let at = format!("{path}.strip_prefix");
             if !p.starts_with('/') || p.len() < 2 || p.ends_with('/') {
                 self.err(
-                    &format!("{path}.strip_prefix"),
+                    &at,
                     "strip_prefix is an absolute path like /api, without a trailing /",
                 );
+            } else if let Some(t) = template.as_ref().filter(|t| !t.always_starts_with(p)) {
+                self.err(&at, never_strips(p, &r.path, t));
             }
         }
         if r.upstream_protocol.is_some() && matches!(target, Target::Echo) {
@@ -149,6 +152,19 @@ impl Validator<'_> {
         }
         out
     }
+}
+
+/// Why `prefix` does not fit the route path `text`, and which would.
+fn never_strips(prefix: &str, text: &str, template: &Template) -> String {
+    let fits = template.strippable_prefixes();
+    let fix = match fits.as_slice() {
+        [] => "no strip_prefix fits a path that starts with a {param} or /*".to_string(),
+        _ => format!(
+            "give whole leading literal segments of the path: {}",
+            fits.join(" or ")
+        ),
+    };
+    format!("strip_prefix {prefix:?} does not start every path that {text:?} matches, so some requests or all would keep it; {fix}")
 }
 
 fn methods_overlap(a: &Route, b: &Route) -> bool {

@@ -119,16 +119,31 @@ impl Binary {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
-        Binary::spawn(&file, dir, env).await
+        Binary::spawn(&["serve"], &file, dir, env).await
+    }
+
+    /// Runs `gateway ARGS --config <copy of yaml>` (ARGS instead of `serve`),
+    /// waiting for the ready line. A restart runs plain `serve`.
+    pub async fn serve_args(args: &[&str], yaml: impl std::fmt::Display) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, with_ephemeral_listen(&yaml.to_string())).unwrap();
+        Binary::spawn(args, &file, dir, &[]).await
     }
 
     pub async fn serve_file(file: &Path, dir: tempfile::TempDir) -> Binary {
-        Binary::spawn(file, dir, &[]).await
+        Binary::spawn(&["serve"], file, dir, &[]).await
     }
 
-    async fn spawn(file: &Path, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Binary {
+    async fn spawn(
+        args: &[&str],
+        file: &Path,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Binary {
         let mut child = Command::new(bin())
-            .args(["serve", "--config"])
+            .args(args)
+            .arg("--config")
             .arg(file)
             .env("GATEWAY_WORKERS", "2")
             .envs(env.iter().copied())
