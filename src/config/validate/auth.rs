@@ -173,9 +173,11 @@ fn postgres_url(text: &str) -> Result<PostgresUrl, String> {
                     "disable" => SslMode::Disable,
                     "require" => SslMode::Require,
                     "verify-full" => SslMode::VerifyFull,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "sslmode {other:?} is not supported; use disable, require or verify-full"
-                    )),
+                    ))
+                    }
                 }
             }
             _ => kept.push(pair),
