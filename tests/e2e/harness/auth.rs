@@ -17,9 +17,14 @@ pub fn auth_config() -> Yaml {
 
 /// `auth_config` on a new, empty store of `backend`.
 pub fn auth_config_on(backend: Backend) -> Yaml {
+    auth_config_at(&backend.store())
+}
+
+/// `auth_config` on the store at `store` (a path or a PostgreSQL URL).
+pub fn auth_config_at(store: &str) -> Yaml {
     Yaml::new()
         .set("log.access", "false")
-        .set("auth.store", &format!("{:?}", backend.store()))
+        .set("auth.store", &format!("{store:?}"))
         .set("auth.issuer", "test-issuer")
         .set("auth.bcrypt_cost", "4")
         .set("auth.default_scopes", "[items:read, profile]")
