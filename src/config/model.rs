@@ -155,7 +155,7 @@ pub enum StoreLocation {
     /// One machine, one process: an embedded redb file.
     File(FileRef),
     /// Any number of gateways sharing one database.
-    Postgres(PostgresUrl),
+    Postgres(Box<PostgresUrl>),
 }
 
 impl StoreLocation {

@@ -141,6 +141,11 @@ impl UserStore {
             return Ok(());
         };
         pg.connect().await?;
+        // Before the store counts as reached: no revoked session's token is
+        // accepted meanwhile. (The feed reads them again when it connects.)
+        for sid in pg.revoked_sessions().await? {
+            self.revoked.insert(&sid);
+        }
         for kind in &self.generated {
             let fresh = keys::random_key().map_err(|e| StoreError::Postgres(e.to_string()))?;
             let key = pg.generated_key(kind, &fresh).await?;

@@ -158,8 +158,8 @@ async fn wrong_passwords_spread_over_gateways_share_one_signin_limit() {
     let (_, gws) = gateways(3).await;
     signup(&gws[0].client(), "guess@example.com").await;
     // One after another, round robin: the fourth is throttled, wherever it lands.
-    for i in 0..3 {
-        let r = signin(&gws[i].client(), "guess@example.com", "wrong-password-1").await;
+    for gw in &gws {
+        let r = signin(&gw.client(), "guess@example.com", "wrong-password-1").await;
         r.assert_error(401);
     }
     for gw in &gws {

@@ -77,15 +77,15 @@ impl Validator<'_> {
             return StoreLocation::File(self.file_ref(PATH, text));
         }
         match postgres_url(text) {
-            Ok(url) => StoreLocation::Postgres(url),
+            Ok(url) => StoreLocation::Postgres(Box::new(url)),
             Err(message) => {
                 self.err(PATH, message);
                 // A placeholder keeps the other checks going; the error stops start-up.
-                StoreLocation::Postgres(PostgresUrl {
+                StoreLocation::Postgres(Box::new(PostgresUrl {
                     config: tokio_postgres::Config::new(),
                     sslmode: SslMode::Disable,
                     shown: redact(text),
-                })
+                }))
             }
         }
     }

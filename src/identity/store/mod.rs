@@ -76,7 +76,7 @@ pub enum Store {
         db: Arc<RedbStore>,
         permits: Arc<Semaphore>,
     },
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Store {
@@ -88,7 +88,7 @@ impl Store {
                 db: Arc::new(RedbStore::open(&f.path)?),
                 permits: Arc::new(Semaphore::new(REDB_CONCURRENCY)),
             }),
-            StoreLocation::Postgres(url) => Ok(Store::Postgres(PgStore::new(url)?)),
+            StoreLocation::Postgres(url) => Ok(Store::Postgres(Box::new(PgStore::new(url)?))),
         }
     }
 
