@@ -434,3 +434,32 @@ async fn a_schema_newer_than_the_binary_stops_start_up_with_one_clear_line() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// `deploy/cluster/gateway.yaml`, as the two gateways of the compose file
+/// run it (its listeners moved to free loopback ports): a user signed up on
+/// one is served on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_cluster_config_runs_two_gateways_on_one_database() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cluster/gateway.yaml");
+    let shipped = std::fs::read_to_string(path).unwrap();
+    let yaml = shipped.replace("0.0.0.0:9901", "127.0.0.1:0");
+    let url = shared().database();
+    let env = [
+        ("GATEWAY_DATABASE_URL", url.as_str()),
+        (
+            "GATEWAY_ACCESS_SECRET",
+            "deploy-access-secret-0123456789abcdef",
+        ),
+        (
+            "GATEWAY_REFRESH_SECRET",
+            "deploy-refresh-secret-0123456789abcdef",
+        ),
+    ];
+    let one = crate::harness::Binary::serve_env(&yaml, &env).await;
+    let two = crate::harness::Binary::serve_env(&yaml, &env).await;
+    let r = post(&one.client(), "/signup", &user("deploy@example.com")).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let (access, _) = tokens(&r);
+    assert_eq!(me(&two.client(), &access).await, 200);
+    assert_eq!(two.client().get("/hello").send().await.status, 200);
+}
