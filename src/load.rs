@@ -68,8 +68,8 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigErrors> {
     let cert = config.tls.as_ref().and_then(|t| files.certificate(t));
     let auth = config.auth.as_ref();
     let access_keys = auth.and_then(|a| files.access_keys(&a.access_token));
-    if let Some(a) = auth {
-        files.store_folder(&a.store);
+    if let Some(crate::config::StoreLocation::File(store)) = auth.map(|a| &a.store) {
+        files.store_folder(store);
     }
     errors.extend(files.errors);
     if !errors.is_empty() {
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(c.listen, Some("0.0.0.0:3000".parse().unwrap()));
         assert_eq!(c.admin, Some("0.0.0.0:9901".parse().unwrap()));
         assert_eq!(
-            c.auth.map(|a| a.store.path),
+            c.auth.and_then(|a| a.store.file().map(|f| f.path.clone())),
             Some(PathBuf::from("/data/users.redb"))
         );
     }

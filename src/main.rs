@@ -137,7 +137,15 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
         );
         return ExitCode::from(1);
     };
-    match users_cli::run(&auth.store.path, command) {
+    let ran = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(users_cli::run(&auth.store, command))
+                .map_err(|e| e.to_string())
+        });
+    match ran {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

@@ -129,8 +129,8 @@ pub struct Running {
 /// reloads, then serves on every listener and logs the ready line.
 pub async fn start(loaded: Loaded, listeners: Listeners) -> Result<Running, StartError> {
     let files = crate::ops::reload::watched_files(&loaded.config);
-    let gw = Arc::new(open(loaded).await?);
     let (stop, stop_rx) = watch::channel(false);
+    let gw = Arc::new(open(loaded, stop_rx.clone()).await?);
     let (alive_tx, alive) = mpsc::channel::<()>(1);
     let life = Lifecycle {
         shutdown: stop_rx,
@@ -167,6 +167,7 @@ pub async fn start(loaded: Loaded, listeners: Listeners) -> Result<Running, Star
         ));
     }
     spawn_purge(Arc::downgrade(&gw));
+    rebuild_once_reached(&gw);
     gw.ready.store(true, Ordering::Relaxed);
     let routes = gw.state.load().routes.configured();
     tracing::info!(listeners = %addrs.join(" "), routes, "gateway ready");
@@ -198,10 +199,15 @@ impl Running {
     }
 }
 
-/// Opens the store and builds the first state.
-async fn open(loaded: Loaded) -> Result<Gateway, StartError> {
-    let users = match loaded.config.auth.as_ref().map(|a| a.store.path.clone()) {
-        Some(path) => Some(Arc::new(blocking(move || UserStore::open(&path)).await?)),
+/// Opens the store (a database that cannot be reached yet is retried in the
+/// background) and builds the first state.
+async fn open(loaded: Loaded, stop: watch::Receiver<bool>) -> Result<Gateway, StartError> {
+    let users = match loaded.config.auth.clone() {
+        Some(auth) => {
+            let users = Arc::new(blocking(move || UserStore::open(&auth)).await?);
+            users.start(stop).await?;
+            Some(users)
+        }
         None => None,
     };
     let cert = loaded.cert.clone().map(CertResolver::new);
@@ -219,6 +225,27 @@ async fn open(loaded: Loaded) -> Result<Gateway, StartError> {
         boot,
         ready: Default::default(),
     })
+}
+
+/// A gateway that started before its database answered built its state
+/// without what lives there (generated keys); once the store is reached, the
+/// state is built again, as a reload would.
+fn rebuild_once_reached(gw: &Arc<Gateway>) {
+    let Some(mut reached) = gw.users.as_ref().map(|u| u.reached()) else {
+        return;
+    };
+    if *reached.borrow_and_update() {
+        return;
+    }
+    let gw = Arc::downgrade(gw);
+    tokio::spawn(async move {
+        if reached.wait_for(|r| *r).await.is_err() {
+            return;
+        }
+        if let Some(gw) = gw.upgrade() {
+            crate::ops::reload::reload(&gw).await;
+        }
+    });
 }
 
 /// Purges expired sessions now and then every `PURGE_EVERY`, with the

@@ -27,6 +27,9 @@ pub enum AuthError {
     MissingToken,
     #[error("the bearer token is invalid, expired or revoked")]
     InvalidToken,
+    /// The keys are generated and kept in a database not reached yet.
+    #[error("user store unavailable")]
+    StoreUnavailable,
     /// The route's required scopes, space separated.
     #[error("the token lacks a scope this route requires: {0}")]
     InsufficientScope(String),

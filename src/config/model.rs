@@ -114,9 +114,9 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 pub struct Auth {
-    /// The redb file (created with its folder if missing); default
-    /// `DEFAULT_STORE`, beside the config file.
-    pub store: FileRef,
+    /// A redb file (created with its folder if missing; default
+    /// `DEFAULT_STORE`, beside the config file) or a PostgreSQL database.
+    pub store: StoreLocation,
     /// `iss` of issued tokens; default `DEFAULT_ISSUER`.
     pub issuer: String,
     /// Default ttl `TokenKeys::ACCESS_TTL`.
@@ -147,6 +147,63 @@ impl Auth {
     pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
     pub const DEFAULT_LEEWAY: Duration = Duration::ZERO;
     pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+}
+
+/// Where users and sessions live (docs/clusters.md).
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    /// One machine, one process: an embedded redb file.
+    File(FileRef),
+    /// Any number of gateways sharing one database.
+    Postgres(Box<PostgresUrl>),
+}
+
+impl StoreLocation {
+    /// The redb file, if the store is one.
+    pub fn file(&self) -> Option<&FileRef> {
+        match self {
+            StoreLocation::File(f) => Some(f),
+            StoreLocation::Postgres(_) => None,
+        }
+    }
+
+    /// What start-up fixed, for the reload's restart check and the log:
+    /// the path, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            StoreLocation::File(f) => f.path.display().to_string(),
+            StoreLocation::Postgres(u) => u.shown.clone(),
+        }
+    }
+}
+
+/// A `postgres://` or `postgresql://` URL, parsed (libpq syntax) but not
+/// connected to.
+#[derive(Clone)]
+pub struct PostgresUrl {
+    /// Everything but `sslmode`, which tokio-postgres cannot say
+    /// `verify-full` in; its `Debug` hides the password.
+    pub config: tokio_postgres::Config,
+    pub sslmode: SslMode,
+    /// The URL with its password replaced by `***`.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// libpq's `sslmode`, the three values the gateway supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// TLS without checking the server's certificate.
+    Require,
+    /// TLS, the chain checked against the operating system's roots and the
+    /// name against the host.
+    VerifyFull,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

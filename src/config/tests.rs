@@ -213,7 +213,7 @@ fn relative_paths_resolve_against_the_files_folder() {
     ))
     .unwrap();
     assert_eq!(
-        c.auth.unwrap().store.path,
+        c.auth.unwrap().store.file().unwrap().path,
         Path::new("/tmp/gw-test/data/u.redb")
     );
 }
@@ -496,7 +496,10 @@ fn left_out_settings_take_the_documented_defaults() {
     .unwrap();
     let auth = c.auth.unwrap();
     // As docs/configuration.md gives them.
-    assert_eq!(auth.store.path, Path::new("/tmp/gw-test/data/users.redb"));
+    assert_eq!(
+        auth.store.file().unwrap().path,
+        Path::new("/tmp/gw-test/data/users.redb")
+    );
     assert_eq!(auth.issuer, "gateway");
     assert_eq!(auth.access_token.ttl, Duration::from_secs(15 * 60));
     assert_eq!(auth.refresh_token.ttl, Duration::from_secs(7 * 86_400));
@@ -542,7 +545,7 @@ fn the_files_a_config_names_keep_where_it_names_them() {
     let tls = c.tls.unwrap();
     let auth = c.auth.unwrap();
     let keys = &auth.access_token;
-    let mut named = vec![at(&tls.cert), at(&tls.key), at(&auth.store)];
+    let mut named = vec![at(&tls.cert), at(&tls.key), at(auth.store.file().unwrap())];
     named.extend(keys.private_key.iter().chain(&keys.previous_keys).map(at));
     assert_eq!(
         named,

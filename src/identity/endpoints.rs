@@ -12,9 +12,8 @@ use hyper::body::Incoming;
 use super::error::AccountError;
 use super::input::{check_new_password, Fields};
 use super::records::{Session, User};
-use super::store::Presented;
-use super::throttle::retry_after_secs;
-use super::tokens::{new_id, Issued};
+use super::store::{Presentation, Presented};
+use super::tokens::{new_id, Issued, RefreshClaims};
 use super::Identity;
 use crate::auth::jwt::now_unix;
 use crate::config::Endpoint;
@@ -96,8 +95,7 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
     check_new_password(&password)?;
     // Refuse a taken email before spending a hash on it; the write below
     // checks again, atomically.
-    let probe = email.clone();
-    if id.store(move |s| s.email_taken(&probe)).await? {
+    if id.store().email_taken(email.clone()).await? {
         return Err(AccountError::EmailTaken);
     }
     let now = now_unix();
@@ -112,8 +110,7 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
         created_at: now,
     };
     let (sid, issued, session) = new_session(id, &user, now)?;
-    id.store(move |s| s.create_user(&user, &sid, &session))
-        .await?;
+    id.store().create_user(user, sid, session).await?;
     Ok(tokens_response(StatusCode::CREATED, &issued))
 }
 
@@ -123,10 +120,8 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
     let password = f.password()?;
     // This email's other attempts wait until this one has its verdict.
     let mut turn = id.throttle.turn(&email).await;
-    turn.check(Instant::now())
-        .map_err(|wait| AccountError::Throttled(retry_after_secs(wait)))?;
-    let probe = email.clone();
-    let user = id.store(move |s| s.user_by_email(&probe)).await?;
+    turn.admit(Instant::now()).await?;
+    let user = id.store().user_by_email(email.clone()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = id.passwords.verify(password, hash).await?;
     // Unknown, wrong and disabled all took one hash and look the same.
@@ -137,10 +132,10 @@ async fn signin(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
             return Err(AccountError::WrongCredentials);
         }
     };
-    turn.succeeded();
+    turn.accept().await?;
     let now = now_unix();
     let (sid, issued, session) = new_session(id, &user, now)?;
-    id.store(move |s| s.start_session(&sid, &session)).await?;
+    id.store().start_session(sid, session).await?;
     Ok(tokens_response(StatusCode::OK, &issued))
 }
 
@@ -152,12 +147,11 @@ async fn refresh(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ac
     let now = now_unix();
     let next_jti = new_id();
     let expires_at = id.tokens.refresh_expiry(now);
-    let (sid, user_id, jti, next) = (claims.sid, claims.sub, claims.jti, next_jti.clone());
-    let presented = {
-        let sid = sid.clone();
-        id.store(move |s| s.rotate(&sid, &user_id, &jti, &next, expires_at, now))
-            .await?
-    };
+    let presented = id
+        .store()
+        .rotate(presentation(&claims), next_jti.clone(), expires_at, now)
+        .await?;
+    let sid = claims.sid;
     let user = accepted(id, presented, &sid)?;
     let issued = id.tokens.issue(&user, &sid, next_jti, now)?;
     Ok(tokens_response(StatusCode::OK, &issued))
@@ -169,16 +163,21 @@ async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ac
         .verify_refresh(f.string("refreshToken")?)
         .ok_or(AccountError::RefreshRejected)?;
     let now = now_unix();
-    let (sid, user_id, jti) = (claims.sid.clone(), claims.sub, claims.jti);
-    let presented = id
-        .store(move |s| s.end_session(&sid, &user_id, &jti, now))
-        .await?;
+    let presented = id.store().end_session(presentation(&claims), now).await?;
     accepted(id, presented, &claims.sid)?;
     // Its access tokens stop working now, not when they expire.
     id.revoke(&claims.sid);
     let mut res = Response::new(ResponseBody::full(Bytes::new()));
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
+}
+
+fn presentation(claims: &RefreshClaims) -> Presentation {
+    Presentation {
+        sid: claims.sid.clone(),
+        user_id: claims.sub.clone(),
+        jti: claims.jti.clone(),
+    }
 }
 
 /// The user a presented refresh token belongs to, if the session took it.

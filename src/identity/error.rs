@@ -29,10 +29,20 @@ pub enum AccountError {
     Throttled(u64),
     #[error("the user store failed")]
     Store(#[source] StoreError),
+    /// The database cannot be reached now (503, `Retry-After: 5`).
+    #[error("user store unavailable")]
+    Unavailable(#[source] StoreError),
     #[error("password hashing failed")]
     Hash(#[from] HashError),
     #[error("signing a token failed")]
     Sign(#[from] SignError),
+}
+
+impl AccountError {
+    /// The store has not been reached since start-up (503).
+    pub fn store_not_reached() -> AccountError {
+        AccountError::Unavailable(StoreError::Unavailable("not reached yet".into()))
+    }
 }
 
 impl From<super::input::Invalid> for AccountError {
@@ -45,6 +55,7 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AccountError::EmailTaken,
+            e @ StoreError::Unavailable(_) => AccountError::Unavailable(e),
             e => AccountError::Store(e),
         }
     }

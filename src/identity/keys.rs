@@ -49,14 +49,20 @@ pub fn secret(configured: Option<&[u8]>, store: &Path, kind: &str) -> Result<Vec
         }
         Ok(_) => Err(KeyError::BadLength(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; KEY_BYTES];
-            getrandom::fill(&mut key).map_err(KeyError::Random)?;
+            let key = random_key()?;
             persist(&path, &key).map_err(io)?;
             tracing::info!(path = %path.display(), kind, "generated a signing key and saved it beside the store");
             Ok(key)
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// A new random key.
+pub fn random_key() -> Result<Vec<u8>, KeyError> {
+    let mut key = vec![0u8; KEY_BYTES];
+    getrandom::fill(&mut key).map_err(KeyError::Random)?;
+    Ok(key)
 }
 
 /// Writes through a temporary file and a rename, so a crash leaves either no

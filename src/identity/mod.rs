@@ -1,5 +1,5 @@
 //! The built-in identity service (docs/identity.md): users and sessions in a
-//! redb `store`, bcrypt `password`s, JWT `tokens` signed with `keys`, the
+//! `store` (redb or PostgreSQL), bcrypt `password`s, JWT `tokens` signed with `keys`, the
 //! sign-in `throttle`, and the four `endpoints`. The `UserStore` is opened
 //! once and lives as long as the process (its path needs a restart to
 //! change); an `Identity` is built from each config version over it.
@@ -15,10 +15,11 @@ pub mod throttle;
 pub mod tokens;
 pub mod users_cli;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 
 use crate::auth::jwt::SigningKeys;
 
@@ -32,10 +33,8 @@ use tokens::{TokenSettings, Tokens};
 
 pub use error::AccountError;
 
-/// Store calls running at once on blocking threads. redb runs one write
-/// transaction at a time anyway; this keeps a burst from parking hundreds of
-/// blocking threads on its lock.
-const STORE_CONCURRENCY: usize = 4;
+/// While the database cannot be reached, another try this often.
+const RETRY_REACH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -49,30 +48,154 @@ pub enum IdentityError {
     Algorithm(&'static str),
     #[error("auth.access_token: {0:?} keys were not loaded from `private_key`")]
     NoKeys(Algorithm),
+    #[error("auth.store: the database has not been reached yet, and the {0} token key is generated (kept in the database): configure auth.{0}_token.secret, or start the gateway once the database answers")]
+    KeyNotReached(&'static str),
 }
 
-/// What outlives a reload: the open store (changing its path needs a
-/// restart) and the revoked-session set loaded from it.
+/// What outlives a reload: the open store (changing its location needs a
+/// restart), the revoked-session set kept from it, and the generated keys.
 pub struct UserStore {
-    pub path: PathBuf,
-    store: Arc<Store>,
-    permits: Arc<Semaphore>,
+    /// The path, or the URL without its password.
+    pub shown: String,
+    pub store: Arc<Store>,
     /// Sessions revoked while their access tokens may still be alive.
     revoked: Arc<Revoked>,
+    /// Generated HS256 keys kept in PostgreSQL, by kind, once fetched.
+    db_keys: Mutex<HashMap<&'static str, Vec<u8>>>,
+    /// The kinds whose key is generated (no secret configured).
+    generated: Vec<&'static str>,
+    /// Turns true when the store is first reached (redb: at once).
+    reached: watch::Sender<bool>,
 }
 
 impl UserStore {
-    /// Opens (or creates) the store. Blocking: call it off the runtime.
-    pub fn open(path: &Path) -> Result<UserStore, IdentityError> {
-        let store = Store::open(path)?;
-        let revoked = Arc::new(Revoked::new(store.revoked_sessions()?));
+    /// Opens the redb file and reads its revoked sessions, or sets up the
+    /// PostgreSQL pool without connecting. Blocking: call it off the runtime.
+    pub fn open(auth: &Auth) -> Result<UserStore, IdentityError> {
+        let store = Store::open(&auth.store)?;
+        let mut generated = Vec::new();
+        if auth.access_token.secret.is_none() && auth.access_token.algorithm == Algorithm::HS256 {
+            generated.push("access");
+        }
+        if auth.refresh_token.secret.is_none() {
+            generated.push("refresh");
+        }
+        let revoked = match &store {
+            Store::Redb { db, .. } => db.revoked_sessions()?,
+            Store::Postgres(_) => Vec::new(),
+        };
+        let is_redb = matches!(store, Store::Redb { .. });
         Ok(UserStore {
-            path: path.to_path_buf(),
+            shown: auth.store.shown(),
             store: Arc::new(store),
-            permits: Arc::new(Semaphore::new(STORE_CONCURRENCY)),
-            revoked,
+            revoked: Arc::new(Revoked::new(revoked)),
+            db_keys: Mutex::default(),
+            generated,
+            reached: watch::channel(is_redb).0,
         })
     }
+
+    /// PostgreSQL: reaches the database (schema, generated keys) and starts
+    /// the revocation feed; when it cannot be reached now, keeps trying in
+    /// the background. Fails only on what a retry cannot fix (a schema newer
+    /// than this binary).
+    pub async fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), IdentityError> {
+        let Store::Postgres(_) = &*self.store else {
+            return Ok(());
+        };
+        match self.reach().await {
+            Ok(()) => {
+                self.spawn_feed(stop);
+                return Ok(());
+            }
+            Err(e @ StoreError::Schema(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(store = %self.shown, error = %e, "user store unreachable; starting without it and retrying")
+            }
+        }
+        let users = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RETRY_REACH).await;
+                if *stop.borrow() {
+                    return;
+                }
+                match users.reach().await {
+                    Ok(()) => {
+                        tracing::info!(store = %users.shown, "user store reached");
+                        users.spawn_feed(stop);
+                        return;
+                    }
+                    Err(e @ StoreError::Schema(_)) => {
+                        tracing::error!(error = %e, "user store refused")
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn reach(&self) -> Result<(), StoreError> {
+        let Store::Postgres(pg) = &*self.store else {
+            return Ok(());
+        };
+        pg.connect().await?;
+        // Before the store counts as reached: no revoked session's token is
+        // accepted meanwhile. (The feed reads them again when it connects.)
+        for sid in pg.revoked_sessions().await? {
+            self.revoked.insert(&sid);
+        }
+        for kind in &self.generated {
+            let fresh = keys::random_key().map_err(|e| StoreError::Postgres(e.to_string()))?;
+            let key = pg.generated_key(kind, &fresh).await?;
+            lock(&self.db_keys).insert(kind, key);
+        }
+        self.reached.send_replace(true);
+        Ok(())
+    }
+
+    fn spawn_feed(&self, stop: watch::Receiver<bool>) {
+        if let Store::Postgres(pg) = &*self.store {
+            tokio::spawn(pg.feed().run(self.revoked.clone(), stop));
+        }
+    }
+
+    /// Turns true once the store was reached (at once for redb).
+    pub fn reached(&self) -> watch::Receiver<bool> {
+        self.reached.subscribe()
+    }
+
+    /// The database answers now (`gateway_store_up`); redb always does.
+    pub fn up(&self) -> bool {
+        match &*self.store {
+            Store::Redb { .. } => true,
+            Store::Postgres(pg) => pg.health.up.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The HS256 secret for `kind`: configured, or generated (a file beside
+    /// the redb store, or a row in PostgreSQL). Blocking (the file).
+    fn secret(
+        &self,
+        configured: Option<&[u8]>,
+        kind: &'static str,
+    ) -> Result<Vec<u8>, IdentityError> {
+        if let Some(s) = configured {
+            return Ok(s.to_vec());
+        }
+        match &*self.store {
+            Store::Redb { db, .. } => Ok(keys::secret(None, db.path(), kind)?),
+            Store::Postgres(_) => lock(&self.db_keys)
+                .get(kind)
+                .cloned()
+                .ok_or(IdentityError::KeyNotReached(kind)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The identity service as one config describes it, over the open store;
@@ -114,14 +237,12 @@ impl Identity {
         }
         let access = match (access_keys, auth.access_token.algorithm) {
             (Some(keys), _) => keys,
-            (None, Algorithm::HS256) => Arc::new(SigningKeys::hs256(&keys::secret(
-                auth.access_token.secret.as_deref(),
-                &users.path,
-                "access",
-            )?)),
+            (None, Algorithm::HS256) => Arc::new(SigningKeys::hs256(
+                &users.secret(auth.access_token.secret.as_deref(), "access")?,
+            )),
             (None, alg) => return Err(IdentityError::NoKeys(alg)),
         };
-        let refresh = keys::secret(auth.refresh_token.secret.as_deref(), &users.path, "refresh")?;
+        let refresh = users.secret(auth.refresh_token.secret.as_deref(), "refresh")?;
         let leeway = auth.leeway.as_secs();
         let tokens = Tokens::new(TokenSettings {
             issuer: &auth.issuer,
@@ -148,11 +269,14 @@ impl Identity {
         };
         let throttle = match previous {
             Some(p) if p.throttle.limit() == auth.signin_limit => p.throttle.clone(),
-            _ => Arc::new(Throttle::new(auth.signin_limit)),
+            _ => Arc::new(Throttle::counted_in(
+                auth.signin_limit,
+                matches!(*users.store, Store::Postgres(_)).then(|| users.store.clone()),
+            )),
         };
         if previous.is_none() {
             tracing::info!(
-                store = %users.path.display(),
+                store = %users.shown,
                 bcrypt_cost = auth.bcrypt_cost,
                 hashing_threads = passwords.threads(),
                 "user store open"
@@ -171,22 +295,9 @@ impl Identity {
         })
     }
 
-    /// Runs `f` against the store on a blocking thread, at most
-    /// `STORE_CONCURRENCY` at a time.
-    pub async fn store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        // Never closed, so acquiring cannot fail.
-        let permit = self.users.permits.clone().acquire_owned().await.ok();
-        let store = self.users.store.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let out = f(&store);
-            drop(permit);
-            out
-        })
-        .await;
-        out.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    /// The store the endpoints read and write.
+    pub fn store(&self) -> &Store {
+        &self.users.store
     }
 
     fn revoke(&self, sid: &str) {
@@ -197,7 +308,7 @@ impl Identity {
     /// their revocations.
     pub async fn purge(&self) {
         let (now, grace) = (crate::auth::jwt::now_unix(), self.purge_grace);
-        match self.store(move |s| s.purge_expired(now, grace)).await {
+        match self.store().purge_expired(now, grace).await {
             Ok(sids) if sids.is_empty() => {}
             Ok(sids) => {
                 self.users.revoked.forget(&sids);

@@ -8,6 +8,11 @@
 //! docs/identity.md says). Failure times live in a bounded moka cache, so
 //! spraying emails cannot grow memory without bound; a turn's queue lives only
 //! while attempts for its email are in flight.
+//!
+//! On a PostgreSQL store the count is the database's (`PgStore::reserve_signin`),
+//! shared by every gateway: each attempt is counted as a failure before its
+//! password is checked, and a success clears the count. The local turns still
+//! order one gateway's attempts, so each holds no connection while it waits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +21,8 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 use tokio::sync::OwnedMutexGuard;
 
+use super::error::AccountError;
+use super::store::Store;
 use crate::config::SigninLimit;
 
 /// Emails tracked at once; the least recently used fall out first.
@@ -23,6 +30,8 @@ const CAPACITY: u64 = 100_000;
 
 pub struct Throttle {
     limit: SigninLimit,
+    /// The PostgreSQL store that counts instead of `recent`.
+    shared: Option<Arc<Store>>,
     /// Per email: the times of its recent failed attempts, oldest first.
     recent: Cache<String, Arc<Mutex<VecDeque<Instant>>>>,
     /// Per email with attempts in flight: the lock they take turns on, and
@@ -37,8 +46,14 @@ struct Queue {
 
 impl Throttle {
     pub fn new(limit: SigninLimit) -> Throttle {
+        Throttle::counted_in(limit, None)
+    }
+
+    /// A throttle whose count lives in `shared` (a PostgreSQL store).
+    pub fn counted_in(limit: SigninLimit, shared: Option<Arc<Store>>) -> Throttle {
         Throttle {
             limit,
+            shared,
             recent: Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_idle(limit.window)
@@ -103,6 +118,40 @@ impl Turn<'_> {
             }
         }
         self.pending = true;
+        Ok(())
+    }
+
+    /// `check`, in the shared count when there is one: `Throttled`, or a
+    /// store failure, refuses the attempt.
+    pub async fn admit(&mut self, now: Instant) -> Result<(), AccountError> {
+        let limit = self.throttle.limit;
+        match self.throttle.shared.as_deref() {
+            Some(Store::Postgres(pg)) if limit.failures > 0 => {
+                match pg
+                    .reserve_signin(self.email, limit.failures, limit.window)
+                    .await?
+                {
+                    None => Ok(()),
+                    Some(ms) => Err(AccountError::Throttled(retry_after_secs(
+                        Duration::from_millis(ms),
+                    ))),
+                }
+            }
+            Some(_) => Ok(()),
+            None => self
+                .check(now)
+                .map_err(|wait| AccountError::Throttled(retry_after_secs(wait))),
+        }
+    }
+
+    /// A correct password clears the email's count (on every gateway, when shared).
+    pub async fn accept(self) -> Result<(), AccountError> {
+        if let Some(Store::Postgres(pg)) = self.throttle.shared.as_deref() {
+            if self.throttle.limit.failures > 0 {
+                pg.clear_signin(self.email).await?;
+            }
+        }
+        self.succeeded();
         Ok(())
     }
 

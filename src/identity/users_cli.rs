@@ -1,13 +1,15 @@
-//! `gateway users ...`: operator commands against the store file, run while
-//! the gateway is stopped (redb lets one process hold the file).
+//! `gateway users ...`: operator commands against the store. A redb file
+//! only while the gateway is stopped (redb lets one process hold it); a
+//! PostgreSQL database at any time, and revocations made here reach the
+//! running gateways through the revocation feed.
 
 use std::fmt::Write;
-use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::records::User;
 use super::store::{Store, StoreError};
 use crate::auth::jwt::now_unix;
+use crate::config::StoreLocation;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum UsersCommand {
@@ -36,14 +38,17 @@ pub enum AdminError {
 }
 
 /// Runs one command; the text is what to print on success.
-pub fn run(store_path: &Path, command: UsersCommand) -> Result<String, AdminError> {
-    let store = Store::open(store_path)?;
+pub async fn run(location: &StoreLocation, command: UsersCommand) -> Result<String, AdminError> {
+    let store = Store::open(location)?;
+    if let Store::Postgres(pg) = &store {
+        pg.connect().await?;
+    }
     let norm = |e: &str| e.trim().to_lowercase();
     let mut out = String::new();
     match command {
         UsersCommand::List => {
             let _ = writeln!(out, "EMAIL\tID\tSTATUS\tSCOPES\tCREATED");
-            for u in store.users()? {
+            for u in store.users().await? {
                 let _ = writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}",
@@ -57,8 +62,8 @@ pub fn run(store_path: &Path, command: UsersCommand) -> Result<String, AdminErro
         }
         UsersCommand::Show { email } => {
             let email = norm(&email);
-            let u = store.required_user(&email)?;
-            let live = store.session_count(&email, now_unix())?;
+            let u = store.required_user(email.clone()).await?;
+            let live = store.session_count(email, now_unix()).await?;
             let shown = serde_json::json!({
                 "id": u.id,
                 "email": u.email,
@@ -73,30 +78,38 @@ pub fn run(store_path: &Path, command: UsersCommand) -> Result<String, AdminErro
         }
         UsersCommand::Grant { email, scope } => {
             check_scope(&scope)?;
-            let (u, _) = store.update_user(&norm(&email), false, |u| {
-                if !u.scopes.contains(&scope) {
-                    u.scopes.push(scope.clone());
-                }
-            })?;
+            let (u, _) = store
+                .update_user(norm(&email), false, move |u| {
+                    if !u.scopes.contains(&scope) {
+                        u.scopes.push(scope);
+                    }
+                })
+                .await?;
             let _ = writeln!(out, "{}: scopes now [{}]", u.email, u.scopes.join(" "));
         }
         UsersCommand::RevokeScope { email, scope } => {
-            let (u, _) = store.update_user(&norm(&email), false, |u| {
-                u.scopes.retain(|s| *s != scope);
-            })?;
+            let (u, _) = store
+                .update_user(norm(&email), false, move |u| {
+                    u.scopes.retain(|s| *s != scope)
+                })
+                .await?;
             let _ = writeln!(out, "{}: scopes now [{}]", u.email, u.scopes.join(" "));
         }
         UsersCommand::Disable { email } => {
-            let (u, n) = store.update_user(&norm(&email), true, |u| u.disabled = true)?;
-            let _ = writeln!(out, "{}: disabled, {} revoked", u.email, sessions(n));
+            let (u, n) = store
+                .update_user(norm(&email), true, |u| u.disabled = true)
+                .await?;
+            let _ = writeln!(out, "{}: disabled, {} revoked", u.email, sessions(n.len()));
         }
         UsersCommand::Enable { email } => {
-            let (u, _) = store.update_user(&norm(&email), false, |u| u.disabled = false)?;
+            let (u, _) = store
+                .update_user(norm(&email), false, |u| u.disabled = false)
+                .await?;
             let _ = writeln!(out, "{}: enabled", u.email);
         }
         UsersCommand::RevokeSessions { email } => {
-            let (u, n) = store.update_user(&norm(&email), true, |_| {})?;
-            let _ = writeln!(out, "{}: {} revoked", u.email, sessions(n));
+            let (u, n) = store.update_user(norm(&email), true, |_| {}).await?;
+            let _ = writeln!(out, "{}: {} revoked", u.email, sessions(n.len()));
         }
     }
     Ok(out)

@@ -70,9 +70,13 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
     }
     match req.uri().path() {
         "/healthz" => json(r#"{"status":"ok"}"#),
-        "/readyz" if gw.ready.load(Ordering::Relaxed) => json(r#"{"status":"ready"}"#),
+        "/readyz" if gw.ready.load(Ordering::Relaxed) && store_reached(gw) => {
+            json(r#"{"status":"ready"}"#)
+        }
         "/readyz" => GatewayError::NotReady.into_response(),
         _ => {
+            let up = gw.users.as_ref().is_none_or(|u| u.up());
+            gw.metrics.store_up.set(i64::from(up));
             let mut res = Response::new(ResponseBody::full(Bytes::from(gw.metrics.render())));
             res.headers_mut().insert(
                 &headers::CONTENT_TYPE,
@@ -81,6 +85,11 @@ fn route(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
             res
         }
     }
+}
+
+/// `/readyz` waits for the user store to be reached once (docs/clusters.md).
+fn store_reached(gw: &Gateway) -> bool {
+    gw.users.as_ref().is_none_or(|u| *u.reached().borrow())
 }
 
 fn json(body: &'static str) -> Response<ResponseBody> {

@@ -47,6 +47,9 @@ pub enum GatewayError {
     NotReady,
 }
 
+/// `Retry-After` while the user store cannot be reached (docs/clusters.md).
+const STORE_RETRY_AFTER: u64 = 5;
+
 /// What a failure adds to its response besides the JSON body.
 enum Extra {
     None,
@@ -71,6 +74,7 @@ impl GatewayError {
             GatewayError::Auth(e) => match e {
                 AuthError::MissingToken | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
                 AuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+                AuthError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             GatewayError::Account(e) => account_status(e),
             GatewayError::Upstream(e) => upstream_status(e),
@@ -104,10 +108,12 @@ impl GatewayError {
         match self {
             GatewayError::Head(_) => Extra::Close,
             GatewayError::MethodNotAllowed(methods) => Extra::Allow(allow(methods)),
+            GatewayError::Auth(AuthError::StoreUnavailable) => Extra::RetryAfter(STORE_RETRY_AFTER),
             GatewayError::Auth(e) => Extra::Challenge(challenge(e)),
             GatewayError::Account(e) => match e {
                 AccountError::Method(m) => Extra::Allow(m.to_string()),
                 AccountError::Throttled(secs) => Extra::RetryAfter(*secs),
+                AccountError::Unavailable(_) => Extra::RetryAfter(STORE_RETRY_AFTER),
                 AccountError::BodyTimeout | AccountError::BodyTooLarge(_) => Extra::Close,
                 AccountError::InvalidInput(_)
                 | AccountError::EmailTaken
@@ -184,6 +190,7 @@ fn account_status(e: &AccountError) -> StatusCode {
         AccountError::WrongCredentials => StatusCode::UNAUTHORIZED,
         AccountError::RefreshRejected => StatusCode::FORBIDDEN,
         AccountError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        AccountError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AccountError::Store(_) | AccountError::Hash(_) | AccountError::Sign(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -204,7 +211,10 @@ fn upstream_status(e: &UpstreamError) -> StatusCode {
 /// The `WWW-Authenticate` challenge of a refused token (docs/authorizer.md).
 fn challenge(e: &AuthError) -> Cow<'static, str> {
     match e {
-        AuthError::MissingToken => Cow::Borrowed("Bearer realm=\"gateway\""),
+        // A 503 is no refusal of the token; it gets `Retry-After` instead.
+        AuthError::MissingToken | AuthError::StoreUnavailable => {
+            Cow::Borrowed("Bearer realm=\"gateway\"")
+        }
         AuthError::InvalidToken => {
             Cow::Borrowed("Bearer realm=\"gateway\", error=\"invalid_token\"")
         }

@@ -19,7 +19,7 @@ use crate::http::conn::ConnInfo;
 use crate::http::head;
 use crate::http::headers;
 use crate::http::server::Handler;
-use crate::identity::endpoints;
+use crate::identity::{endpoints, AccountError};
 use crate::proxy::ctx::RequestCtx;
 use crate::proxy::error::GatewayError;
 use crate::proxy::route::{self, Match};
@@ -233,6 +233,7 @@ fn authorize(
     match (route.auth, state.identity.as_deref()) {
         (AuthMode::None, _) => Ok(None),
         (AuthMode::Required, Some(id)) => id.authorizer.authorize(h, &route.scopes).map(Some),
+        (AuthMode::Required, None) if state.identity_pending => Err(AuthError::StoreUnavailable),
         (AuthMode::Required, None) => Err(AuthError::MissingToken),
     }
 }
@@ -245,7 +246,10 @@ async fn builtin(
     req: Request<Incoming>,
 ) -> Result<Answer, GatewayError> {
     let Some(identity) = state.identity.as_deref() else {
-        return Err(GatewayError::NotFound);
+        return Err(match state.identity_pending {
+            true => AccountError::store_not_reached().into(),
+            false => GatewayError::NotFound,
+        });
     };
     let timeout = state.limits.header_timeout;
     let res = endpoints::serve(identity, endpoint, req, timeout, &ctx.stats).await?;

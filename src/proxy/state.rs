@@ -24,8 +24,12 @@ pub struct GatewayState {
     pub log: Log,
     /// The global CORS policy, for requests no route's own policy covers.
     pub cors: Option<Arc<CorsPolicy>>,
-    /// The built-in endpoints and the authorizer; `None` without `auth`.
+    /// The built-in endpoints and the authorizer; `None` without `auth`,
+    /// or while `identity_pending`.
     pub identity: Option<Arc<Identity>>,
+    /// `auth` is set but its generated keys live in a database not reached
+    /// yet: protected routes and the endpoints answer 503 until it is.
+    pub identity_pending: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,21 +56,30 @@ impl GatewayState {
         let config = &loaded.config;
         let identity = match (&config.auth, users) {
             (None, _) => None,
-            (Some(auth), Some(users)) => Some(Arc::new(Identity::build(
+            (Some(auth), Some(users)) => match Identity::build(
                 auth,
                 loaded.access_keys.clone(),
                 users.clone(),
                 metrics.clone(),
                 previous.and_then(|p| p.identity.as_deref()),
-            )?)),
+            ) {
+                Ok(identity) => Some(Arc::new(identity)),
+                Err(e @ IdentityError::KeyNotReached(_)) => {
+                    tracing::warn!(error = %e, "identity service waiting for the user store");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
             (Some(_), None) => return Err(StateError::NoStore(config.file.display().to_string())),
         };
+        let identity_pending = config.auth.is_some() && identity.is_none();
         Ok(GatewayState {
-            routes: RouteTable::new(routes(config, identity.is_some())),
+            routes: RouteTable::new(routes(config, config.auth.is_some())),
             limits: config.limits,
             log: config.log,
             cors: config.cors.clone(),
             identity,
+            identity_pending,
         })
     }
 }
@@ -87,7 +100,8 @@ pub struct Boot {
     pub listen: Option<SocketAddr>,
     pub tls_listen: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
-    pub store: Option<PathBuf>,
+    /// The store's path or URL (without its password).
+    pub store: Option<String>,
 }
 
 impl Boot {
@@ -97,7 +111,7 @@ impl Boot {
             listen: config.listen,
             tls_listen: config.tls.as_ref().map(|t| t.listen),
             admin: config.admin,
-            store: config.auth.as_ref().map(|a| a.store.path.clone()),
+            store: config.auth.as_ref().map(|a| a.store.shown()),
         }
     }
 

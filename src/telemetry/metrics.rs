@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use http::Method;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Request durations, in seconds: fine below 10 ms, where proxied requests live.
@@ -52,6 +53,8 @@ pub struct Metrics {
     pub signups: IntCounter,
     signins: IntCounterVec,
     reloads: IntCounterVec,
+    /// 1 while the user store answers; set by the admin listener at each scrape.
+    pub store_up: IntGauge,
 }
 
 impl Metrics {
@@ -87,7 +90,16 @@ impl Metrics {
         registry
             .register(Box::new(duration.clone()))
             .expect("registered once");
+        let store_up = IntGauge::new(
+            "gateway_store_up",
+            "1 while the user store can be reached (always 1 for redb), 0 while it cannot",
+        )
+        .expect("a valid metric name");
+        registry
+            .register(Box::new(store_up.clone()))
+            .expect("registered once");
         Metrics {
+            store_up,
             requests: family(
                 "gateway_requests_total",
                 "Requests answered, by route, method and status",

@@ -9,21 +9,22 @@ use serde_json::{json, Value};
 use crate::harness::auth::{
     claims, hs256, mint, post, signin, signup, tokens, unix_now, Key, PASSWORD,
 };
-use crate::harness::{Gateway, Upstream};
+use crate::harness::{Backend, Gateway, Upstream};
 
 const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef";
 const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef";
 const REALM: &str = "Bearer realm=\"gateway\"";
 const INVALID: &str = "Bearer realm=\"gateway\", error=\"invalid_token\"";
 
-async fn setup() -> (Gateway, Upstream) {
+async fn setup(backend: Backend) -> (Gateway, Upstream) {
     let up = Upstream::start().await;
     let u = up.url();
+    let store = backend.store();
     let yaml = format!(
         r#"listen: 127.0.0.1:0
 log: {{ access: false }}
 auth:
-  store: data/users.redb
+  store: "{store}"
   issuer: test-issuer
   bcrypt_cost: 4
   default_scopes: [items:read]
@@ -50,9 +51,8 @@ fn good_claims() -> Value {
     })
 }
 
-#[tokio::test]
-async fn missing_or_non_bearer_credentials_get_the_bare_challenge() {
-    let (gw, up) = setup().await;
+async fn missing_or_non_bearer_credentials_get_the_bare_challenge(backend: Backend) {
+    let (gw, up) = setup(backend).await;
     let c = gw.client();
     let cases: [Option<&str>; 5] = [
         None,
@@ -80,9 +80,10 @@ async fn missing_or_non_bearer_credentials_get_the_bare_challenge() {
     );
 }
 
-#[tokio::test]
-async fn every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstream() {
-    let (gw, up) = setup().await;
+async fn every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstream(
+    backend: Backend,
+) {
+    let (gw, up) = setup(backend).await;
     let c = gw.client();
     let (_, refresh) = signup(&c, "victim@example.com").await;
     let good = hs256(&good_claims(), ACCESS_SECRET);
@@ -183,9 +184,8 @@ async fn every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstre
     assert_eq!(c.get("/any/x").bearer(&good).send().await.status, 200);
 }
 
-#[tokio::test]
-async fn a_missing_scope_is_403_naming_the_routes_scopes() {
-    let (gw, up) = setup().await;
+async fn a_missing_scope_is_403_naming_the_routes_scopes(backend: Backend) {
+    let (gw, up) = setup(backend).await;
     let c = gw.client();
     let (access, _) = signup(&c, "scopes@example.com").await; // scope: items:read
     assert_eq!(c.get("/items/1").bearer(&access).send().await.status, 200);
@@ -202,9 +202,8 @@ async fn a_missing_scope_is_403_naming_the_routes_scopes() {
     assert_eq!(r.status, 200);
 }
 
-#[tokio::test]
-async fn the_upstream_gets_identity_headers_from_the_token_only() {
-    let (gw, up) = setup().await;
+async fn the_upstream_gets_identity_headers_from_the_token_only(backend: Backend) {
+    let (gw, up) = setup(backend).await;
     let c = gw.client();
     let (access, _) = signup(&c, "Ident@Example.com").await;
     let r = c
@@ -232,9 +231,8 @@ async fn the_upstream_gets_identity_headers_from_the_token_only() {
     assert_eq!(h("authorization"), [format!("Bearer {access}")]);
 }
 
-#[tokio::test]
-async fn an_empty_scope_claim_still_sends_the_header() {
-    let (gw, up) = setup().await;
+async fn an_empty_scope_claim_still_sends_the_header(backend: Backend) {
+    let (gw, up) = setup(backend).await;
     let mut c = good_claims();
     c["scope"] = json!("");
     let token = hs256(&c, ACCESS_SECRET);
@@ -245,9 +243,8 @@ async fn an_empty_scope_claim_still_sends_the_header() {
     assert_eq!(up.last().headers["x-principal-scopes"], "");
 }
 
-#[tokio::test]
-async fn a_token_expiring_while_cached_is_refused_at_its_exp() {
-    let (gw, _up) = setup().await;
+async fn a_token_expiring_while_cached_is_refused_at_its_exp(backend: Backend) {
+    let (gw, _up) = setup(backend).await;
     let c = gw.client();
     let mut short = good_claims();
     let exp = unix_now() + 2;
@@ -262,9 +259,8 @@ async fn a_token_expiring_while_cached_is_refused_at_its_exp() {
     assert_eq!(r.header("www-authenticate"), Some(INVALID));
 }
 
-#[tokio::test]
-async fn signout_and_refresh_reuse_revoke_cached_access_tokens_at_once() {
-    let (gw, _up) = setup().await;
+async fn signout_and_refresh_reuse_revoke_cached_access_tokens_at_once(backend: Backend) {
+    let (gw, _up) = setup(backend).await;
     let c = gw.client();
     signup(&c, "rev@example.com").await;
     let (a1, r1) = tokens(&signin(&c, "rev@example.com", PASSWORD).await);
@@ -297,3 +293,13 @@ async fn signout_and_refresh_reuse_revoke_cached_access_tokens_at_once() {
         assert_eq!(r.header("www-authenticate"), Some(INVALID));
     }
 }
+
+crate::on_both_stores!(
+    missing_or_non_bearer_credentials_get_the_bare_challenge,
+    every_kind_of_bad_token_gets_invalid_token_and_never_reaches_the_upstream,
+    a_missing_scope_is_403_naming_the_routes_scopes,
+    the_upstream_gets_identity_headers_from_the_token_only,
+    an_empty_scope_claim_still_sends_the_header,
+    a_token_expiring_while_cached_is_refused_at_its_exp,
+    signout_and_refresh_reuse_revoke_cached_access_tokens_at_once,
+);

@@ -278,3 +278,43 @@ async fn access_log_can_be_turned_off() {
     gw.terminate();
     assert_eq!(gw.stdout(), "");
 }
+
+/// `check` validates a PostgreSQL URL without connecting (the host below
+/// does not resolve), and never shows its password.
+#[test]
+fn check_validates_a_postgres_url_offline_and_hides_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.yaml");
+    let f = file.to_str().unwrap();
+    let with_store = |store: &str| {
+        format!("listen: 127.0.0.1:3000\nauth:\n  store: {store}\nroutes:\n  - {{ name: a, path: /a, echo: true }}\n")
+    };
+    let ok = "postgresql://gw:hunter2@db.invalid:5432/gateway?sslmode=verify-full";
+    std::fs::write(&file, with_store(ok)).unwrap();
+    let (code, out, err) = run(&["check", "--config", f]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok: 1 route, 1 listener\n"),
+        "{err}"
+    );
+    for (store, says) in [
+        (
+            "postgres://gw:hunter2@db.invalid/gateway?sslmode=prefer",
+            "3:10: auth.store: sslmode \"prefer\" is not supported; use disable, require or verify-full",
+        ),
+        (
+            "postgres://gw:hunter2@db.invalid:99999/gateway",
+            "3:10: auth.store: not a valid PostgreSQL URL (postgres://gw:***@db.invalid:99999/gateway)",
+        ),
+        (
+            "postgres://gw:hunter2@db.invalid",
+            "3:10: auth.store: the URL names no database",
+        ),
+    ] {
+        std::fs::write(&file, with_store(store)).unwrap();
+        let (code, out, err) = run(&["check", "--config", f]);
+        assert_eq!(code, 1, "{store}: {out}{err}");
+        assert!(err.contains(says), "{store}: {err}");
+        assert!(!(out + &err).contains("hunter2"), "{store}: {err}");
+    }
+}

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::auth::{auth_config, post, tokens, user, PASSWORD};
-use crate::harness::{Binary, Client};
+use crate::harness::auth::{auth_config_on, post, tokens, user, PASSWORD};
+use crate::harness::{Backend, Binary, Client};
 
 /// What the client was told about one session.
 #[derive(Clone, Debug)]
@@ -180,8 +180,7 @@ async fn verify(c: &Client, acked: &Mutex<Acked>, cycle: usize) {
     }
 }
 
-#[tokio::test]
-async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write() {
+async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write(backend: Backend) {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -189,9 +188,10 @@ async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write() {
         | 1;
     println!("seed {seed}");
     let mut rng = Rng(seed);
-    let mut gw =
-        Binary::serve(auth_config().set("auth.signin_limit", "{ failures: 1000, window: 1m }"))
-            .await;
+    let mut gw = Binary::serve(
+        auth_config_on(backend).set("auth.signin_limit", "{ failures: 1000, window: 1m }"),
+    )
+    .await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..20 {
         let writers: Vec<_> = (0..4)
@@ -228,3 +228,5 @@ async fn twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write() {
     );
     assert!(a.writes > 100, "too few writes to mean much: {}", a.writes);
 }
+
+crate::on_both_stores!(twenty_kill_9s_under_mixed_writes_lose_no_acknowledged_write,);

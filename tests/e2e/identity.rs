@@ -5,11 +5,10 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::harness::auth::*;
-use crate::harness::Gateway;
+use crate::harness::{Backend, Gateway};
 
-#[tokio::test]
-async fn signup_answers_201_with_tokens_carrying_the_spec_claims() {
-    let gw = gateway().await;
+async fn signup_answers_201_with_tokens_carrying_the_spec_claims(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let r = post(&c, "/signup", &user("  Ann.Lee@Example.COM ")).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -67,9 +66,8 @@ async fn signup_answers_201_with_tokens_carrying_the_spec_claims() {
     );
 }
 
-#[tokio::test]
-async fn signup_refuses_bad_input_with_400_and_a_json_body() {
-    let gw = gateway().await;
+async fn signup_refuses_bad_input_with_400_and_a_json_body(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let long_name = "n".repeat(101);
     let mut cases: Vec<(String, String)> = vec![
@@ -131,9 +129,8 @@ async fn signup_refuses_bad_input_with_400_and_a_json_body() {
     signup(&c, "new@example.com").await;
 }
 
-#[tokio::test]
-async fn edge_values_are_accepted() {
-    let gw = gateway().await;
+async fn edge_values_are_accepted(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let mut u = user("edge@example.com");
     u["password"] = json!("Zq9!".repeat(18)); // exactly 72 bytes
@@ -150,9 +147,8 @@ async fn edge_values_are_accepted() {
 
 // The last of two equal keys used to win, while a filter in front of the
 // gateway may read the first: the two would act on different emails.
-#[tokio::test]
-async fn a_key_given_twice_is_400() {
-    let gw = gateway().await;
+async fn a_key_given_twice_is_400(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "first@example.com").await;
     let signup_body = format!(
@@ -177,9 +173,8 @@ async fn a_key_given_twice_is_400() {
     signup(&c, "third@example.com").await;
 }
 
-#[tokio::test]
-async fn bodies_over_64_kib_get_413_and_other_methods_405() {
-    let gw = gateway().await;
+async fn bodies_over_64_kib_get_413_and_other_methods_405(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let mut u = user("big@example.com");
     u["pad"] = json!("x".repeat(64 * 1024));
@@ -191,9 +186,8 @@ async fn bodies_over_64_kib_get_413_and_other_methods_405() {
     }
 }
 
-#[tokio::test]
-async fn a_taken_email_is_409_whatever_its_case() {
-    let gw = gateway().await;
+async fn a_taken_email_is_409_whatever_its_case(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "taken@example.com").await;
     let r = post(&c, "/signup", &user(" TAKEN@example.com")).await;
@@ -201,9 +195,8 @@ async fn a_taken_email_is_409_whatever_its_case() {
     assert_eq!(r.json()["message"], "Email already in use");
 }
 
-#[tokio::test]
-async fn twenty_concurrent_signups_of_one_email_make_one_account() {
-    let gw = gateway().await;
+async fn twenty_concurrent_signups_of_one_email_make_one_account(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -231,9 +224,8 @@ async fn twenty_concurrent_signups_of_one_email_make_one_account() {
     );
 }
 
-#[tokio::test]
-async fn signin_starts_a_new_session_and_failures_look_alike() {
-    let gw = gateway().await;
+async fn signin_starts_a_new_session_and_failures_look_alike(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let (signup_access, _) = signup(&c, "ann@example.com").await;
     let r = signin(&c, " Ann@Example.com ", PASSWORD).await;
@@ -262,9 +254,8 @@ async fn signin_starts_a_new_session_and_failures_look_alike() {
     r.assert_error(400);
 }
 
-#[tokio::test]
-async fn refresh_rotates_and_a_reused_token_kills_the_session() {
-    let gw = gateway().await;
+async fn refresh_rotates_and_a_reused_token_kills_the_session(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "rot@example.com").await;
     let (_, r1) = tokens(&signin(&c, "rot@example.com", PASSWORD).await);
@@ -291,9 +282,8 @@ async fn refresh_rotates_and_a_reused_token_kills_the_session() {
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
-#[tokio::test]
-async fn refresh_refuses_anything_but_a_live_refresh_token() {
-    let gw = gateway().await;
+async fn refresh_refuses_anything_but_a_live_refresh_token(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let (access, refresh) = signup(&c, "ref@example.com").await;
     let forged = {
@@ -332,9 +322,8 @@ async fn refresh_refuses_anything_but_a_live_refresh_token() {
     assert_eq!(r.status, 200);
 }
 
-#[tokio::test]
-async fn signout_revokes_only_that_session() {
-    let gw = gateway().await;
+async fn signout_revokes_only_that_session(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "out@example.com").await;
     let (_, mine) = tokens(&signin(&c, "out@example.com", PASSWORD).await);
@@ -352,9 +341,8 @@ async fn signout_revokes_only_that_session() {
     assert_eq!(r.status, 200);
 }
 
-#[tokio::test]
-async fn signout_with_a_rotated_token_revokes_the_session() {
-    let gw = gateway().await;
+async fn signout_with_a_rotated_token_revokes_the_session(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let (_, r1) = signup(&c, "rot-out@example.com").await;
     let (_, r2) = tokens(&post(&c, "/refresh-token", &json!({"refreshToken": r1})).await);
@@ -366,9 +354,8 @@ async fn signout_with_a_rotated_token_revokes_the_session() {
         .assert_error(403);
 }
 
-#[tokio::test]
-async fn failed_signins_past_the_limit_get_429_whatever_the_password() {
-    let gw = gateway().await;
+async fn failed_signins_past_the_limit_get_429_whatever_the_password(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "thr@example.com").await;
     for _ in 0..3 {
@@ -391,10 +378,11 @@ async fn failed_signins_past_the_limit_get_429_whatever_the_password() {
     assert_eq!(signin(&c, "free@example.com", PASSWORD).await.status, 200);
 }
 
-#[tokio::test]
-async fn a_success_clears_the_count_and_the_429_names_the_window() {
-    let gw =
-        Gateway::start(auth_config().set("auth.signin_limit", "{ failures: 2, window: 2s }")).await;
+async fn a_success_clears_the_count_and_the_429_names_the_window(backend: Backend) {
+    let gw = Gateway::start(
+        auth_config_on(backend).set("auth.signin_limit", "{ failures: 2, window: 2s }"),
+    )
+    .await;
     let c = gw.client();
     signup(&c, "win@example.com").await;
     signin(&c, "win@example.com", "wrong-password")
@@ -414,9 +402,8 @@ async fn a_success_clears_the_count_and_the_429_names_the_window() {
     assert_eq!(r.header("retry-after"), Some("2"));
 }
 
-#[tokio::test]
-async fn parallel_guesses_cannot_slip_past_the_limit() {
-    let gw = gateway().await;
+async fn parallel_guesses_cannot_slip_past_the_limit(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let tasks: Vec<_> = (0..12)
         .map(|i| {
@@ -439,9 +426,8 @@ async fn parallel_guesses_cannot_slip_past_the_limit() {
 
 // Every in-flight attempt used to count as a failure, so 12 parallel
 // sign-ins with the right password got 429s past the third.
-#[tokio::test]
-async fn parallel_signins_with_the_right_password_all_succeed() {
-    let gw = gateway().await;
+async fn parallel_signins_with_the_right_password_all_succeed(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     signup(&c, "crowd@example.com").await;
     let tasks: Vec<_> = (0..12)
@@ -472,9 +458,8 @@ async fn without_auth_the_endpoints_do_not_exist() {
         .assert_error(404);
 }
 
-#[tokio::test]
-async fn builtin_paths_are_matched_after_normalisation() {
-    let gw = gateway().await;
+async fn builtin_paths_are_matched_after_normalisation(backend: Backend) {
+    let gw = gateway_on(backend).await;
     let c = gw.client();
     let r = c
         .post("/pub/../%73ignup")
@@ -483,3 +468,23 @@ async fn builtin_paths_are_matched_after_normalisation() {
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
 }
+
+crate::on_both_stores!(
+    signup_answers_201_with_tokens_carrying_the_spec_claims,
+    signup_refuses_bad_input_with_400_and_a_json_body,
+    edge_values_are_accepted,
+    a_key_given_twice_is_400,
+    bodies_over_64_kib_get_413_and_other_methods_405,
+    a_taken_email_is_409_whatever_its_case,
+    twenty_concurrent_signups_of_one_email_make_one_account,
+    signin_starts_a_new_session_and_failures_look_alike,
+    refresh_rotates_and_a_reused_token_kills_the_session,
+    refresh_refuses_anything_but_a_live_refresh_token,
+    signout_revokes_only_that_session,
+    signout_with_a_rotated_token_revokes_the_session,
+    failed_signins_past_the_limit_get_429_whatever_the_password,
+    a_success_clears_the_count_and_the_429_names_the_window,
+    parallel_guesses_cannot_slip_past_the_limit,
+    parallel_signins_with_the_right_password_all_succeed,
+    builtin_paths_are_matched_after_normalisation,
+);

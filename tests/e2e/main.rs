@@ -8,6 +8,7 @@ mod authorizer;
 mod browser;
 mod bypass;
 mod cli;
+mod cluster;
 mod cors;
 mod crash;
 mod examples;

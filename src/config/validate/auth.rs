@@ -4,17 +4,16 @@
 
 use std::time::Duration;
 
-use crate::config::model::{Algorithm, Auth, SigninLimit, TokenKeys};
+use crate::config::model::{
+    Algorithm, Auth, PostgresUrl, SigninLimit, SslMode, StoreLocation, TokenKeys,
+};
 use crate::config::raw;
 
 use super::Validator;
 
 impl Validator<'_> {
     pub(super) fn auth(&mut self, a: raw::Auth) -> Auth {
-        let store = self.file_ref(
-            "auth.store",
-            a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE),
-        );
+        let store = self.store(a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE));
         let access_token = self.token_keys(
             "auth.access_token",
             a.access_token.unwrap_or_default(),
@@ -68,6 +67,26 @@ impl Validator<'_> {
             default_scopes: a.default_scopes.unwrap_or_default(),
             signin_limit,
             leeway,
+        }
+    }
+
+    /// A PostgreSQL URL, checked without connecting, or else a file path.
+    fn store(&mut self, text: &str) -> StoreLocation {
+        const PATH: &str = "auth.store";
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return StoreLocation::File(self.file_ref(PATH, text));
+        }
+        match postgres_url(text) {
+            Ok(url) => StoreLocation::Postgres(Box::new(url)),
+            Err(message) => {
+                self.err(PATH, message);
+                // A placeholder keeps the other checks going; the error stops start-up.
+                StoreLocation::Postgres(Box::new(PostgresUrl {
+                    config: tokio_postgres::Config::new(),
+                    sslmode: SslMode::Disable,
+                    shown: redact(text),
+                }))
+            }
         }
     }
 
@@ -137,5 +156,117 @@ impl Validator<'_> {
                 .collect(),
             ttl: self.duration(&format!("{path}.ttl"), t.ttl, default_ttl),
         }
+    }
+}
+
+/// Parses a libpq URL. `sslmode` is taken out first (tokio-postgres knows
+/// no `verify-full`); the error texts never contain the password.
+fn postgres_url(text: &str) -> Result<PostgresUrl, String> {
+    let shown = redact(text);
+    let (base, query) = text.split_once('?').unwrap_or((text, ""));
+    let mut sslmode = SslMode::Disable;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => {
+                sslmode = match v {
+                    "disable" => SslMode::Disable,
+                    "require" => SslMode::Require,
+                    "verify-full" => SslMode::VerifyFull,
+                    other => {
+                        return Err(format!(
+                        "sslmode {other:?} is not supported; use disable, require or verify-full"
+                    ))
+                    }
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let rest = match kept.is_empty() {
+        true => base.to_string(),
+        false => format!("{base}?{}", kept.join("&")),
+    };
+    let config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|e| format!("not a valid PostgreSQL URL ({shown}): {e}"))?;
+    if config.get_hosts().is_empty() {
+        return Err(format!("the URL names no host: {shown}"));
+    }
+    if config.get_dbname().is_none() {
+        return Err(format!(
+            "the URL names no database (postgres://user@host/DATABASE): {shown}"
+        ));
+    }
+    Ok(PostgresUrl {
+        config,
+        sslmode,
+        shown,
+    })
+}
+
+/// The URL with the password of its userinfo replaced by `***`; a
+/// `password=` parameter too.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority_end, _) = rest
+        .char_indices()
+        .find(|(_, c)| *c == '/' || *c == '?')
+        .unwrap_or((rest.len(), ' '));
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some(("password", _)) => "password=***".to_string(),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_wherever_the_url_holds_them() {
+        assert_eq!(
+            redact("postgres://gw:s3cret@db.internal:5432/gateway?sslmode=require"),
+            "postgres://gw:***@db.internal:5432/gateway?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://db/gw?user=a&password=s3cret"),
+            "postgresql://db/gw?user=a&password=***"
+        );
+        assert_eq!(redact("postgres://gw@db/x"), "postgres://gw@db/x");
+    }
+
+    #[test]
+    fn sslmode_is_one_of_three_and_the_rest_goes_to_tokio_postgres() {
+        let u =
+            postgres_url("postgres://gw:pw@127.0.0.1:5433/g?sslmode=verify-full&connect_timeout=3")
+                .unwrap();
+        assert_eq!(u.sslmode, SslMode::VerifyFull);
+        assert_eq!(u.config.get_dbname(), Some("g"));
+        assert_eq!(u.config.get_ports(), [5433]);
+        let e = postgres_url("postgres://gw:pw@h/g?sslmode=prefer").unwrap_err();
+        assert!(e.contains("disable, require or verify-full"), "{e}");
+        let e = postgres_url("postgres://gw:pw@h").unwrap_err();
+        assert!(e.contains("no database") && !e.contains("pw@"), "{e}");
+        let e = postgres_url("postgres://gw:pw@h/g?bogus=1").unwrap_err();
+        assert!(!e.contains(":pw@"), "{e}");
     }
 }

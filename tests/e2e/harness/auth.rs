@@ -5,16 +5,26 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{Client, Gateway, Reply, Yaml};
+use super::{Backend, Client, Gateway, Reply, Yaml};
 
 pub const PASSWORD: &str = "Tr0ub4dor&3x-horse";
 
 /// A gateway config with the built-in endpoints, a fast bcrypt cost and
 /// two echo routes, `pub` (`/pub/*`, public) and `me` (`/me`, any token).
 pub fn auth_config() -> Yaml {
+    auth_config_on(Backend::Redb)
+}
+
+/// `auth_config` on a new, empty store of `backend`.
+pub fn auth_config_on(backend: Backend) -> Yaml {
+    auth_config_at(&backend.store())
+}
+
+/// `auth_config` on the store at `store` (a path or a PostgreSQL URL).
+pub fn auth_config_at(store: &str) -> Yaml {
     Yaml::new()
         .set("log.access", "false")
-        .set("auth.store", "data/users.redb")
+        .set("auth.store", &format!("{store:?}"))
         .set("auth.issuer", "test-issuer")
         .set("auth.bcrypt_cost", "4")
         .set("auth.default_scopes", "[items:read, profile]")
@@ -24,9 +34,11 @@ pub fn auth_config() -> Yaml {
         .route("me", "path: /me, echo: true")
 }
 
-/// `auth_config` with a small sign-in limit (3 failures a minute).
-pub async fn gateway() -> Gateway {
-    Gateway::start(auth_config().set("auth.signin_limit", "{ failures: 3, window: 1m }")).await
+/// `auth_config` with a small sign-in limit (3 failures a minute), on a
+/// new, empty store of `backend`.
+pub async fn gateway_on(backend: Backend) -> Gateway {
+    Gateway::start(auth_config_on(backend).set("auth.signin_limit", "{ failures: 3, window: 1m }"))
+        .await
 }
 
 pub fn user(email: &str) -> Value {

@@ -8,6 +8,7 @@ mod client;
 pub mod conn;
 pub mod gateway;
 pub mod h2;
+pub mod postgres;
 pub mod tls;
 pub mod tools;
 pub mod upstream;
@@ -17,6 +18,7 @@ pub use client::{
     raw, raw_keepalive, read_response, read_until_close, Client, Reply, RequestBuilder,
 };
 pub use gateway::{Binary, Gateway};
+pub use postgres::Backend;
 pub use upstream::{full, Repeat, Upstream};
 pub use yaml::Yaml;
 

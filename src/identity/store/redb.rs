@@ -1,7 +1,8 @@
-//! The user store: one redb file. Every method is synchronous and may touch
-//! the disk, so the gateway calls them on blocking threads (`Identity::store`).
-//! Each write is one transaction, committed with redb's default (immediate,
-//! fsynced) durability before the method returns: acknowledged means on disk.
+//! The embedded backend: one redb file that one process holds. Every method
+//! is synchronous and may touch the disk, so `Store` calls them on blocking
+//! threads. Each write is one transaction, committed with redb's default
+//! (immediate, fsynced) durability before the method returns: acknowledged
+//! means on disk.
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use redb::{
     ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use super::records::{Session, User};
+use super::{Presented, StoreError};
+use crate::identity::records::{Session, User};
 
 /// redb's page cache (its default is 1 GiB): enough for ~100k users' hot
 /// pages without letting the store dominate the gateway's memory.
@@ -26,26 +28,6 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// user id -> its session ids, to revoke them all at once
 const USER_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("user_sessions");
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the user store {0} is in use by another process, most likely a running gateway; stop it first (one process at a time may hold the store)")]
-    InUse(PathBuf),
-    #[error("cannot create the store {path}: {source}")]
-    Folder {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("email already in use")]
-    EmailTaken,
-    #[error("no user with email {0}")]
-    NoSuchUser(String),
-    #[error("store: {0}")]
-    Db(#[from] redb::Error),
-    #[error("store: a record does not decode: {0}")]
-    Corrupt(#[from] serde_json::Error),
-}
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -63,27 +45,16 @@ from_redb!(
     redb::CommitError
 );
 
-/// What a presented refresh token turned out to be.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Presented {
-    /// The session's current token: the action went through.
-    Current(User),
-    /// An already rotated token: the whole session is now revoked.
-    Reused,
-    /// Unknown, revoked or expired session, or a user that is gone or disabled.
-    Dead,
-}
-
-pub struct Store {
+pub struct RedbStore {
     db: Database,
     path: PathBuf,
 }
 
-impl Store {
+impl RedbStore {
     /// Opens (or creates, with its folder) the store. Fails with `InUse` when
     /// another process has it open: redb locks the file. Created files and
     /// folders are private to the gateway's user (password hashes live here).
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -112,7 +83,7 @@ impl Store {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
                 e => StoreError::Db(e.into()),
             })?;
-        let store = Store {
+        let store = RedbStore {
             db,
             path: path.to_path_buf(),
         };
@@ -290,13 +261,13 @@ impl Store {
     }
 
     /// Changes one user; `revoke` also revokes all their sessions. Returns the
-    /// changed user and how many sessions were revoked.
+    /// changed user and the sessions it revoked.
     pub fn update_user(
         &self,
         email: &str,
         revoke: bool,
         change: impl FnOnce(&mut User),
-    ) -> Result<(User, usize), StoreError> {
+    ) -> Result<(User, Vec<String>), StoreError> {
         self.write(|tx| {
             let id = match tx.open_table(EMAILS)?.get(email)? {
                 Some(id) => id.value().to_string(),
@@ -306,7 +277,7 @@ impl Store {
                 get_user(tx, &id)?.ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
             change(&mut user);
             put_user(tx, &user)?;
-            let mut revoked = 0;
+            let mut revoked = Vec::new();
             if revoke {
                 let sids: Vec<String> = tx
                     .open_multimap_table(USER_SESSIONS)?
@@ -317,7 +288,7 @@ impl Store {
                     if let Some(mut s) = get_session(tx, &sid)?.filter(|s| !s.revoked) {
                         s.revoked = true;
                         put_session(tx, &sid, &s)?;
-                        revoked += 1;
+                        revoked.push(sid);
                     }
                 }
             }
@@ -375,7 +346,7 @@ fn put_session(tx: &WriteTransaction, sid: &str, session: &Session) -> Result<()
 }
 
 #[cfg(test)]
-impl Store {
+impl RedbStore {
     /// Is this session live? (Tests ask; the authorizer keeps its own set.)
     pub fn session_live(&self, sid: &str, now: u64) -> Result<bool, StoreError> {
         let tx = self.db.begin_read()?;
@@ -417,7 +388,7 @@ mod tests {
     #[test]
     fn email_is_claimed_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d/users.redb")).unwrap();
+        let store = RedbStore::open(&dir.path().join("d/users.redb")).unwrap();
         let a = user("a@x.io");
         store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
         let b = user("a@x.io");
@@ -430,7 +401,7 @@ mod tests {
     #[test]
     fn rotation_then_reuse_revokes_the_session() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
         store.create_user(&a, "s", &session(&a, "j1", 100)).unwrap();
         let r = store.rotate("s", &a.id, "j1", "j2", 200, 10).unwrap();
@@ -450,7 +421,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_purged_after_the_grace() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
         store
             .create_user(&a, "old", &session(&a, "j", 100))
@@ -467,7 +438,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new/users.redb");
-        Store::open(&path).unwrap();
+        RedbStore::open(&path).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
@@ -477,14 +448,14 @@ mod tests {
     fn a_second_open_is_refused_while_held() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.redb");
-        let _held = Store::open(&path).unwrap();
-        assert!(matches!(Store::open(&path), Err(StoreError::InUse(_))));
+        let _held = RedbStore::open(&path).unwrap();
+        assert!(matches!(RedbStore::open(&path), Err(StoreError::InUse(_))));
     }
 
     #[test]
     fn disabling_revokes_every_session() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("users.redb")).unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
         store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
         store.start_session("s2", &session(&a, "k", 100)).unwrap();
@@ -492,7 +463,7 @@ mod tests {
             .update_user("a@x.io", true, |u| u.disabled = true)
             .unwrap();
         assert!(u.disabled);
-        assert_eq!(revoked, 2);
+        assert_eq!(revoked.len(), 2);
         let mut listed = store.revoked_sessions().unwrap();
         listed.sort();
         assert_eq!(listed, ["s1", "s2"]);

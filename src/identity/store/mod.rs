@@ -1,0 +1,250 @@
+//! The user store: one interface, two backends (docs/clusters.md). `redb` is
+//! an embedded file one process holds; `postgres` is a database any number
+//! of gateways share. Every method is one atomic change (or one read), and
+//! returns only once the change is durable: acknowledged means committed.
+//! redb's methods block, so they run on blocking threads, a few at a time;
+//! PostgreSQL's are async over a bounded pool.
+
+mod postgres;
+mod redb;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::records::{Session, User};
+use crate::config::StoreLocation;
+
+pub use self::postgres::{Feed, PgStore};
+pub use self::redb::RedbStore;
+
+/// redb calls running at once on blocking threads. redb runs one write
+/// transaction at a time anyway; this keeps a burst from parking hundreds of
+/// blocking threads on its lock.
+const REDB_CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the user store {0} is in use by another process, most likely a running gateway; stop it first (one process at a time may hold the store)")]
+    InUse(std::path::PathBuf),
+    #[error("cannot create the store {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("email already in use")]
+    EmailTaken,
+    #[error("no user with email {0}")]
+    NoSuchUser(String),
+    #[error("store: {0}")]
+    Db(#[from] ::redb::Error),
+    #[error("store: a record does not decode: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The database cannot be reached now (refused, timed out, cut).
+    #[error("user store unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("store: {0}")]
+    Postgres(String),
+    /// The database's schema is newer than this binary knows.
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// What a presented refresh token turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// The session's current token: the action went through.
+    Current(User),
+    /// An already rotated token: the whole session is now revoked.
+    Reused,
+    /// Unknown, revoked or expired session, or a user that is gone or disabled.
+    Dead,
+}
+
+/// A refresh token as presented: which session, whose, and its `jti`.
+#[derive(Debug, Clone)]
+pub struct Presentation {
+    pub sid: String,
+    pub user_id: String,
+    pub jti: String,
+}
+
+pub enum Store {
+    Redb {
+        db: Arc<RedbStore>,
+        permits: Arc<Semaphore>,
+    },
+    Postgres(Box<PgStore>),
+}
+
+impl Store {
+    /// Opens the redb file (blocking: call it off the runtime), or sets up
+    /// the PostgreSQL pool without connecting (`PgStore::connect` does).
+    pub fn open(location: &StoreLocation) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::File(f) => Ok(Store::Redb {
+                db: Arc::new(RedbStore::open(&f.path)?),
+                permits: Arc::new(Semaphore::new(REDB_CONCURRENCY)),
+            }),
+            StoreLocation::Postgres(url) => Ok(Store::Postgres(Box::new(PgStore::new(url)?))),
+        }
+    }
+
+    /// Runs a redb call on a blocking thread, at most `REDB_CONCURRENCY` at a time.
+    async fn blocking<T: Send + 'static>(
+        db: &Arc<RedbStore>,
+        permits: &Arc<Semaphore>,
+        f: impl FnOnce(&RedbStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        // Never closed, so acquiring cannot fail.
+        let permit = permits.clone().acquire_owned().await.ok();
+        let db = db.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let out = f(&db);
+            drop(permit);
+            out
+        })
+        .await;
+        out.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Claims the email and starts the first session in one transaction, so
+    /// of concurrent sign-ups of one email exactly one succeeds.
+    pub async fn create_user(
+        &self,
+        user: User,
+        sid: String,
+        session: Session,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.create_user(&user, &sid, &session)).await
+            }
+            Store::Postgres(pg) => pg.create_user(&user, &sid, &session).await,
+        }
+    }
+
+    pub async fn email_taken(&self, email: String) -> Result<bool, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.email_taken(&email)).await
+            }
+            Store::Postgres(pg) => Ok(pg.user_by_email(&email).await?.is_some()),
+        }
+    }
+
+    pub async fn user_by_email(&self, email: String) -> Result<Option<User>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.user_by_email(&email)).await
+            }
+            Store::Postgres(pg) => pg.user_by_email(&email).await,
+        }
+    }
+
+    pub async fn required_user(&self, email: String) -> Result<User, StoreError> {
+        self.user_by_email(email.clone())
+            .await?
+            .ok_or(StoreError::NoSuchUser(email))
+    }
+
+    pub async fn start_session(&self, sid: String, session: Session) -> Result<(), StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.start_session(&sid, &session)).await
+            }
+            Store::Postgres(pg) => pg.start_session(&sid, &session).await,
+        }
+    }
+
+    /// Rotation: if the presented `jti` is the session's current refresh
+    /// token, replace it with `next_jti` (valid until `expires_at`); if it is
+    /// an older one, revoke the session (reuse detection). One atomic step.
+    pub async fn rotate(
+        &self,
+        p: Presentation,
+        next_jti: String,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Presented, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| {
+                    s.rotate(&p.sid, &p.user_id, &p.jti, &next_jti, expires_at, now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => pg.rotate(&p, &next_jti, expires_at, now).await,
+        }
+    }
+
+    /// Sign-out: revoke the session the current refresh token belongs to.
+    pub async fn end_session(&self, p: Presentation, now: u64) -> Result<Presented, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| {
+                    s.end_session(&p.sid, &p.user_id, &p.jti, now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => pg.end_session(&p, now).await,
+        }
+    }
+
+    /// The ids of revoked sessions still kept (their access tokens may live).
+    pub async fn revoked_sessions(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, |s| s.revoked_sessions()).await
+            }
+            Store::Postgres(pg) => pg.revoked_sessions().await,
+        }
+    }
+
+    /// Deletes sessions whose refresh token expired more than `grace` seconds
+    /// ago (the grace outlives every access token issued from them); returns
+    /// their ids.
+    pub async fn purge_expired(&self, now: u64, grace: u64) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.purge_expired(now, grace)).await
+            }
+            Store::Postgres(pg) => pg.purge_expired(now, grace).await,
+        }
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => Self::blocking(db, permits, |s| s.users()).await,
+            Store::Postgres(pg) => pg.users().await,
+        }
+    }
+
+    /// Live sessions of the user with this email.
+    pub async fn session_count(&self, email: String, now: u64) -> Result<usize, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.session_count(&email, now)).await
+            }
+            Store::Postgres(pg) => pg.session_count(&email, now).await,
+        }
+    }
+
+    /// Changes one user; `revoke` also revokes all their sessions. Returns the
+    /// changed user and the sessions revoked.
+    pub async fn update_user(
+        &self,
+        email: String,
+        revoke: bool,
+        change: impl FnOnce(&mut User) + Send + 'static,
+    ) -> Result<(User, Vec<String>), StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.update_user(&email, revoke, change)).await
+            }
+            Store::Postgres(pg) => pg.update_user(&email, revoke, change).await,
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! The shared backend: PostgreSQL, through a bounded deadpool of
+//! tokio-postgres connections. Every change is one transaction whose
+//! conditions are in its statements (a unique index, `WHERE current_jti =`),
+//! never a read in Rust followed by a write, so gateways sharing the
+//! database cannot race each other. Revocations are appended to
+//! `gateway_revocations` and announced with NOTIFY in the same transaction
+//! (`feed` turns both into the local revoked set).
+
+mod feed;
+mod schema;
+mod tls;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{Row, Transaction};
+
+use super::{Presentation, Presented, StoreError};
+use crate::config::PostgresUrl;
+use crate::identity::records::{Session, User};
+
+pub use feed::Feed;
+
+/// Pooled connections per gateway. Each request holds one for a few
+/// statements; bcrypt, not the database, bounds the endpoints' throughput.
+const POOL_SIZE: usize = 16;
+/// How long one store call may take in all (waiting for a connection, or
+/// for a database that stopped answering) before it is `Unavailable`: the
+/// endpoints answer 503 within 5 s of the request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+/// Connecting gives up after this (the call's own timeout is the outer bound).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Sign-in attempts older than this are deleted by the hourly purge
+/// (an email's own are pruned at each of its attempts).
+const ATTEMPTS_KEPT_MS: i64 = 7 * 86_400_000;
+
+const USER_COLUMNS: &str =
+    "id, email, first_name, last_name, password_hash, scopes, disabled, created_at";
+
+/// Whether the database answers: `/readyz`, `gateway_store_up`.
+#[derive(Default)]
+pub struct Health {
+    /// Reached at least once (and the schema is in place).
+    pub reached: AtomicBool,
+    /// The last call reached it.
+    pub up: AtomicBool,
+}
+
+pub struct PgStore {
+    pool: Pool,
+    url: PostgresUrl,
+    pub health: Arc<Health>,
+}
+
+/// A connection or pool failure is `Unavailable` (retry later); an error the
+/// database itself sent is `Postgres`.
+pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(e),
+        e => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Unix milliseconds by the database's clock: one clock for every gateway.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Pins an async block's output type, so `?` inside it knows its error.
+async fn typed<T>(f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    f.await
+}
+
+/// Runs the block in one transaction on a pooled connection, bounded by
+/// `timed`, and commits if it succeeds.
+macro_rules! in_tx {
+    ($store:ident, |$tx:ident| $body:block) => {
+        $store
+            .timed(async {
+                let mut client = $store.client().await?;
+                let $tx = client.transaction().await.map_err(db_error)?;
+                let out = typed(async $body).await?;
+                $tx.commit().await.map_err(db_error)?;
+                Ok(out)
+            })
+            .await
+    };
+}
+
+/// Runs the block with a pooled connection, bounded by `timed`.
+macro_rules! on_conn {
+    ($store:ident, |$c:ident| $body:block) => {
+        $store
+            .timed(async {
+                let $c = $store.client().await?;
+                typed(async $body).await
+            })
+            .await
+    };
+}
+
+impl PgStore {
+    /// The pool, not yet connected: nothing here touches the network.
+    pub fn new(url: &PostgresUrl) -> Result<PgStore, StoreError> {
+        let (connector, mode) = tls::connector(url.sslmode)?;
+        let mut config = url.config.clone();
+        config.ssl_mode(mode);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("gateway");
+        let manager = Manager::from_config(
+            config,
+            connector,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        Ok(PgStore {
+            pool,
+            url: url.clone(),
+            health: Arc::default(),
+        })
+    }
+
+    /// Applies the migrations; until it succeeds every call is `Unavailable`
+    /// (`Schema` stops start-up).
+    pub async fn connect(&self) -> Result<(), StoreError> {
+        let out = async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            schema::migrate(&mut client).await
+        };
+        let out = self.timed(out).await;
+        if out.is_ok() {
+            self.health.reached.store(true, Ordering::Relaxed);
+            self.health.up.store(true, Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// The revocation feed's settings: a connection of its own, outside the pool.
+    pub fn feed(&self) -> Feed {
+        Feed::new(&self.url, self.health.clone())
+    }
+
+    /// Bounds one call by `CALL_TIMEOUT` and keeps `health.up` current.
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let out = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(out) => out,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} s",
+                CALL_TIMEOUT.as_secs()
+            ))),
+        };
+        let reached = !matches!(out, Err(StoreError::Unavailable(_)));
+        self.health.up.store(reached, Ordering::Relaxed);
+        out
+    }
+
+    /// A pooled connection, once the schema is known to be in place.
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        if !self.health.reached.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("not reached yet".into()));
+        }
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    pub async fn create_user(
+        &self,
+        user: &User,
+        sid: &str,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        in_tx!(self, |tx| {
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO gateway_users ({USER_COLUMNS})
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                    ),
+                    &[
+                        &user.id,
+                        &user.email,
+                        &user.first_name,
+                        &user.last_name,
+                        &user.password_hash,
+                        &user.scopes,
+                        &user.disabled,
+                        &(user.created_at as i64),
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            if inserted == 0 {
+                return Err(StoreError::EmailTaken);
+            }
+            insert_session(&tx, sid, session).await
+        })
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        on_conn!(self, |c| {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT {USER_COLUMNS} FROM gateway_users WHERE lower(email) = lower($1)"
+                    ),
+                    &[&email],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(user_of))
+        })
+    }
+
+    pub async fn start_session(&self, sid: &str, session: &Session) -> Result<(), StoreError> {
+        in_tx!(self, |tx| { insert_session(&tx, sid, session).await })
+    }
+
+    pub async fn rotate(
+        &self,
+        p: &Presentation,
+        next_jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Presented, StoreError> {
+        let expires_at = expires_at as i64;
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE gateway_sessions s SET current_jti = $4, expires_at = $5
+                             FROM gateway_users u
+                             WHERE s.sid = $1 AND s.user_id = $2 AND s.current_jti = $3
+                               AND NOT s.revoked AND s.expires_at > $6
+                               AND u.id = s.user_id AND NOT u.disabled
+                             RETURNING {}",
+                        qualified_user_columns()
+                    ),
+                    &[
+                        &p.sid,
+                        &p.user_id,
+                        &p.jti,
+                        &next_jti,
+                        &expires_at,
+                        &(now as i64),
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            match row {
+                Some(row) => Ok(Presented::Current(user_of(&row))),
+                None => revoke_if_reused(&tx, p, now).await,
+            }
+        })
+    }
+
+    pub async fn end_session(&self, p: &Presentation, now: u64) -> Result<Presented, StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE gateway_sessions s SET revoked = true
+                             FROM gateway_users u
+                             WHERE s.sid = $1 AND s.user_id = $2 AND s.current_jti = $3
+                               AND NOT s.revoked AND s.expires_at > $4
+                               AND u.id = s.user_id AND NOT u.disabled
+                             RETURNING {}",
+                        qualified_user_columns()
+                    ),
+                    &[&p.sid, &p.user_id, &p.jti, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            match row {
+                Some(row) => {
+                    announce(&tx, std::slice::from_ref(&p.sid)).await?;
+                    Ok(Presented::Current(user_of(&row)))
+                }
+                None => revoke_if_reused(&tx, p, now).await,
+            }
+        })
+    }
+
+    pub async fn revoked_sessions(&self) -> Result<Vec<String>, StoreError> {
+        on_conn!(self, |c| { revoked_sessions(&c).await })
+    }
+
+    pub async fn purge_expired(&self, now: u64, grace: u64) -> Result<Vec<String>, StoreError> {
+        in_tx!(self, |tx| {
+            let rows = tx
+                .query(
+                    "DELETE FROM gateway_sessions WHERE expires_at + $2 < $1 RETURNING sid",
+                    &[&(now as i64), &(grace as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            // The feed reads events a few seconds back; these are long read.
+            tx.execute(
+                &format!("DELETE FROM gateway_revocations WHERE at_ms < {DB_NOW_MS} - $1"),
+                &[&(grace as i64 * 1000)],
+            )
+            .await
+            .map_err(db_error)?;
+            tx.execute(
+                &format!("DELETE FROM gateway_signin_attempts WHERE at_ms < {DB_NOW_MS} - $1"),
+                &[&ATTEMPTS_KEPT_MS],
+            )
+            .await
+            .map_err(db_error)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        on_conn!(self, |c| {
+            let rows = c
+                .query(
+                    &format!("SELECT {USER_COLUMNS} FROM gateway_users ORDER BY created_at, email"),
+                    &[],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(rows.iter().map(user_of).collect())
+        })
+    }
+
+    pub async fn session_count(&self, email: &str, now: u64) -> Result<usize, StoreError> {
+        on_conn!(self, |c| {
+            let row = c
+                .query_one(
+                    "SELECT count(u.id), count(s.sid) FROM gateway_users u
+                         LEFT JOIN gateway_sessions s
+                           ON s.user_id = u.id AND NOT s.revoked AND s.expires_at > $2
+                         WHERE lower(u.email) = lower($1)",
+                    &[&email, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            let (users, live): (i64, i64) = (row.get(0), row.get(1));
+            match users {
+                0 => Err(StoreError::NoSuchUser(email.to_string())),
+                _ => Ok(live as usize),
+            }
+        })
+    }
+
+    pub async fn update_user(
+        &self,
+        email: &str,
+        revoke: bool,
+        change: impl FnOnce(&mut User) + Send,
+    ) -> Result<(User, Vec<String>), StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {USER_COLUMNS} FROM gateway_users
+                             WHERE lower(email) = lower($1) FOR UPDATE"
+                    ),
+                    &[&email],
+                )
+                .await
+                .map_err(db_error)?;
+            let mut user = row
+                .as_ref()
+                .map(user_of)
+                .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+            change(&mut user);
+            tx.execute(
+                "UPDATE gateway_users SET first_name = $2, last_name = $3,
+                         password_hash = $4, scopes = $5, disabled = $6 WHERE id = $1",
+                &[
+                    &user.id,
+                    &user.first_name,
+                    &user.last_name,
+                    &user.password_hash,
+                    &user.scopes,
+                    &user.disabled,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+            let mut revoked = Vec::new();
+            if revoke {
+                revoked = tx
+                    .query(
+                        "UPDATE gateway_sessions SET revoked = true
+                             WHERE user_id = $1 AND NOT revoked RETURNING sid",
+                        &[&user.id],
+                    )
+                    .await
+                    .map_err(db_error)?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                announce(&tx, &revoked).await?;
+            }
+            Ok((user, revoked))
+        })
+    }
+
+    /// Counts one sign-in attempt of `email` before its password is checked:
+    /// `Ok(None)` lets it through (the attempt stays counted as a failure
+    /// unless `clear_signin` follows), `Ok(Some(ms))` refuses it for that
+    /// long. Attempts of one email take turns on an advisory lock, so a
+    /// parallel burst over many gateways gets at most `failures` checks.
+    pub async fn reserve_signin(
+        &self,
+        email: &str,
+        failures: u32,
+        window: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let window_ms = window.as_millis() as i64;
+        in_tx!(self, |tx| {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+                &[&email],
+            )
+            .await
+            .map_err(db_error)?;
+            let now: i64 = tx
+                .query_one(&format!("SELECT {DB_NOW_MS}"), &[])
+                .await
+                .map_err(db_error)?
+                .get(0);
+            tx.execute(
+                "DELETE FROM gateway_signin_attempts WHERE email = $1 AND at_ms <= $2",
+                &[&email, &(now - window_ms)],
+            )
+            .await
+            .map_err(db_error)?;
+            let row = tx
+                .query_one(
+                    "SELECT count(*), min(at_ms) FROM gateway_signin_attempts WHERE email = $1",
+                    &[&email],
+                )
+                .await
+                .map_err(db_error)?;
+            let (count, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
+            if count >= i64::from(failures) {
+                let left = oldest.map_or(window_ms, |t| t + window_ms - now);
+                return Ok(Some(left.max(1) as u64));
+            }
+            tx.execute(
+                "INSERT INTO gateway_signin_attempts (email, at_ms) VALUES ($1, $2)",
+                &[&email, &now],
+            )
+            .await
+            .map_err(db_error)?;
+            Ok(None)
+        })
+    }
+
+    /// A correct password clears the email's count, on every gateway.
+    pub async fn clear_signin(&self, email: &str) -> Result<(), StoreError> {
+        in_tx!(self, |tx| {
+            tx.execute(
+                "DELETE FROM gateway_signin_attempts WHERE email = $1",
+                &[&email],
+            )
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    /// The generated key of `kind`: `fresh` if this call is the first to
+    /// store one, else the one stored first (by whichever gateway).
+    pub async fn generated_key(&self, kind: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        in_tx!(self, |tx| {
+            tx.execute(
+                "INSERT INTO gateway_keys (kind, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&kind, &fresh],
+            )
+            .await
+            .map_err(db_error)?;
+            let row = tx
+                .query_one("SELECT key FROM gateway_keys WHERE kind = $1", &[&kind])
+                .await
+                .map_err(db_error)?;
+            Ok(row.get(0))
+        })
+    }
+}
+
+fn qualified_user_columns() -> String {
+    USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn user_of(row: &Row) -> User {
+    User {
+        id: row.get(0),
+        email: row.get(1),
+        first_name: row.get(2),
+        last_name: row.get(3),
+        password_hash: row.get(4),
+        scopes: row.get(5),
+        disabled: row.get(6),
+        created_at: row.get::<_, i64>(7) as u64,
+    }
+}
+
+async fn insert_session(
+    tx: &Transaction<'_>,
+    sid: &str,
+    session: &Session,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO gateway_sessions (sid, user_id, current_jti, revoked, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &sid,
+            &session.user_id,
+            &session.refresh_jti,
+            &session.revoked,
+            &(session.expires_at as i64),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The presented token was not current: if its session is live, it was
+/// rotated already, so this is reuse and the session is revoked now.
+async fn revoke_if_reused(
+    tx: &Transaction<'_>,
+    p: &Presentation,
+    now: u64,
+) -> Result<Presented, StoreError> {
+    let reused = tx
+        .query_opt(
+            "UPDATE gateway_sessions SET revoked = true
+             WHERE sid = $1 AND user_id = $2 AND current_jti <> $3
+               AND NOT revoked AND expires_at > $4
+             RETURNING sid",
+            &[&p.sid, &p.user_id, &p.jti, &(now as i64)],
+        )
+        .await
+        .map_err(db_error)?;
+    match reused {
+        Some(_) => {
+            announce(tx, std::slice::from_ref(&p.sid)).await?;
+            Ok(Presented::Reused)
+        }
+        None => Ok(Presented::Dead),
+    }
+}
+
+/// NOTIFY payloads are at most 8000 bytes: sids (36 bytes) go 200 at a time.
+const SIDS_PER_NOTIFY: usize = 200;
+
+/// Appends the revocations to the feed and announces them, in the caller's
+/// transaction: both happen at its commit, or neither.
+async fn announce(tx: &Transaction<'_>, sids: &[String]) -> Result<(), StoreError> {
+    if sids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO gateway_revocations (sid, at_ms) SELECT unnest($1::text[]), {DB_NOW_MS}"
+        ),
+        &[&sids],
+    )
+    .await
+    .map_err(db_error)?;
+    for chunk in sids.chunks(SIDS_PER_NOTIFY) {
+        tx.execute(
+            "SELECT pg_notify('gateway_revocations', $1)",
+            &[&chunk.join(",")],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+async fn revoked_sessions(c: &tokio_postgres::Client) -> Result<Vec<String>, StoreError> {
+    let rows = c
+        .query("SELECT sid FROM gateway_sessions WHERE revoked", &[])
+        .await
+        .map_err(db_error)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
