@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Report for bench/store.sh: summary.md + results.json in OUTDIR, printed.
-`brief OUTDIR PREFIX` prints one endpoint run (its wrk outputs PREFIX.gN.txt)."""
+`report OUTDIR` writes them; `brief OUTDIR PREFIX` prints one endpoint run (its wrk outputs PREFIX.gN.txt)."""
 
 import glob
 import os
@@ -53,7 +53,7 @@ def main(outdir):
         "",
         f"Built-in endpoints, wrk with {meta.get('endpoint_connections')} connections, gateways unpinned:",
         "",
-        "| store | " + " | ".join(f"{op}s/s | {op} p99" for op in OPS) + " |",
+        "| store | " + " | ".join(f"{op} req/s | {op} p99" for op in OPS) + " |",
         "|---|" + "---:|---:|" * len(OPS),
     ]
     for name, label in CONTENDERS:
@@ -99,4 +99,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "brief":
         print(brief(sys.argv[2], sys.argv[3]))
         sys.exit(0)
-    sys.exit(main(sys.argv[1]))
+    if sys.argv[1] == "report":
+        sys.exit(main(sys.argv[2]))
+    sys.exit(f"usage: {sys.argv[0]} brief OUTDIR PREFIX | report OUTDIR")
