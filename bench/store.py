@@ -77,12 +77,14 @@ def main(outdir):
         lines.append(f"| {label} | {fmt(pr(n, 'rps'))} | {fmt(pr(n, 'p99_ms'), '{:.2f} ms')} | {fmt(pr(n, 'cpu_us'), '{:.1f} µs')} |")
     xact = open(os.path.join(outdir, "proxied-xact.txt")).read().split()
     asked = int(xact[1]) - int(xact[0]) if len(xact) == 2 else None
+    served = sum(load_run(p)["requests"] or 0 for p in glob.glob(os.path.join(outdir, "proxy-pg.r*.txt")))
     lines += [
         "",
         f"- PostgreSQL / redb: {fmt(ratio(pr('proxy-pg', 'rps'), pr('proxy-redb', 'rps')), '{:.3f}x')} req/s, "
         f"CPU per request {fmt(ratio(pr('proxy-pg', 'cpu_us'), pr('proxy-redb', 'cpu_us')), '{:.3f}x')}.",
-        f"- Transactions the PostgreSQL gateway's database committed during that part: {fmt(asked)} "
-        "(the revocation feed's reads every 5 s; none per request).",
+        f"- Transactions committed in the PostgreSQL gateway's database during that part: {fmt(asked)}, "
+        f"against {fmt(served)} proxied requests: the revocation feed's backstop reads (every 5 s) and "
+        "PostgreSQL's own background work; none per request.",
     ]
     return finish_summary(outdir, lines, meta, problems,
                           {"meta": meta, "endpoints": res, "proxied": proxied, "problems": problems})
