@@ -463,3 +463,31 @@ async fn the_deploy_cluster_config_runs_two_gateways_on_one_database() {
     assert_eq!(me(&two.client(), &access).await, 200);
     assert_eq!(two.client().get("/hello").send().await.status, 200);
 }
+
+/// `sslmode` against a server that takes TCP clients over TLS only, with a
+/// self-signed certificate: `require` connects (and the server sees TLS),
+/// `disable` is refused by the server, and `verify-full` refuses the
+/// certificate (not signed by any root of the operating system's store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_database_follows_sslmode() {
+    let pg = Postgres::start_tls_only();
+    let url = pg.database();
+    let gw = Gateway::start(config(&format!("{url}?sslmode=require"))).await;
+    signup(&gw.client(), "tls@example.com").await;
+    let encrypted = pg.sql(
+        db_name(&url),
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.application_name LIKE 'gateway%'",
+    );
+    assert_eq!(encrypted, "t", "every gateway connection uses TLS");
+    for mode in ["disable", "verify-full"] {
+        let other = Gateway::start(config(&format!("{url}?sslmode={mode}"))).await;
+        let r = signin(&other.client(), "tls@example.com", PASSWORD).await;
+        r.assert_error(503);
+        assert_eq!(
+            other.admin().get("/readyz").send().await.status,
+            503,
+            "{mode}"
+        );
+    }
+}

@@ -62,6 +62,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     as_user: Option<String>,
+    /// `-c` settings beyond the usual ones.
+    extra: Vec<String>,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -92,6 +94,62 @@ impl Postgres {
     pub fn start() -> Postgres {
         let mut pg = Postgres::init(true);
         pg.launch();
+        pg
+    }
+
+    /// A server of the caller's own that accepts TCP clients over TLS only,
+    /// with a self-signed certificate for `localhost` (openssl).
+    pub fn start_tls_only() -> Postgres {
+        let mut pg = Postgres::init(true);
+        let (cert, key) = (pg.data.join("server.crt"), pg.data.join("server.key"));
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hba = pg.data.join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        let tls_only: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, tls_only).unwrap();
+        pg.extra = vec![
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", cert.display()),
+            format!("ssl_key_file={}", key.display()),
+        ];
+        if let Some(user) = &pg.as_user {
+            let chown = Command::new("chown")
+                .args([&format!("{user}:{user}")])
+                .arg(&cert)
+                .arg(&key)
+                .arg(&hba)
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        pg.launch_with(Some(&cert));
         pg
     }
 
@@ -130,6 +188,7 @@ impl Postgres {
             bin,
             data,
             as_user,
+            extra: Vec::new(),
             child: None,
             _dir: dir,
         }
@@ -137,6 +196,11 @@ impl Postgres {
 
     /// Starts the server on its port and waits until it accepts queries.
     fn launch(&mut self) {
+        self.launch_with(None)
+    }
+
+    /// `launch`; with a TLS-only server, readiness is asked over TLS.
+    fn launch_with(&mut self, tls: Option<&Path>) {
         let socket_dir = self.data.parent().unwrap().to_path_buf();
         let mut cmd = command(&self.bin.join("postgres"), self.as_user.as_deref(), true);
         cmd.arg("-D")
@@ -151,9 +215,13 @@ impl Postgres {
             .args(["-c", "full_page_writes=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        for setting in &self.extra {
+            cmd.args(["-c", setting]);
+        }
         self.child = Some(cmd.spawn().expect("postgres starts"));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while psql(self.port, "postgres", "SELECT 1").is_err() {
+        let sslmode = if tls.is_some() { "require" } else { "prefer" };
+        while psql_ssl(self.port, "postgres", "SELECT 1", sslmode).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("postgres exited with {status} before accepting connections");
             }
@@ -262,7 +330,12 @@ fn signal(pid: u32, sig: &str) {
 }
 
 fn psql(port: u16, db: &str, statement: &str) -> Result<String, String> {
+    psql_ssl(port, db, statement, "prefer")
+}
+
+fn psql_ssl(port: u16, db: &str, statement: &str, sslmode: &str) -> Result<String, String> {
     let out = Command::new("psql")
+        .env("PGSSLMODE", sslmode)
         .args([
             "-h",
             "127.0.0.1",

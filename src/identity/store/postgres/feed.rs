@@ -61,7 +61,11 @@ impl Feed {
         let mut pos = Position::default();
         let mut warned = false;
         loop {
-            match self.listen(&revoked, &mut pos, &mut stop).await {
+            let out = self.listen(&revoked, &mut pos, &mut stop).await;
+            if out.is_err() {
+                self.health.up.store(false, Ordering::Relaxed);
+            }
+            match out {
                 Ok(()) => return,
                 Err(e) if !warned => {
                     tracing::warn!(error = %e, "revocation feed disconnected; reconnecting");

@@ -33,8 +33,9 @@ const POOL_SIZE: usize = 16;
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 /// Connecting gives up after this (the call's own timeout is the outer bound).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Sign-in attempts older than this are deleted by the hourly purge
-/// (an email's own are pruned at each of its attempts).
+/// Sign-in attempts older than this are deleted by the hourly purge (the
+/// count only reads an email's attempts inside its window; a success
+/// deletes them all).
 const ATTEMPTS_KEPT_MS: i64 = 7 * 86_400_000;
 
 const USER_COLUMNS: &str =
@@ -70,6 +71,11 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
         e => StoreError::Unavailable(e.to_string()),
     }
 }
+
+/// Makes the current transaction's commit not wait for its WAL flush. Only
+/// for the sign-in count: a database crash may forget the last moment's
+/// attempts (a counter, never an acknowledged write).
+const NOT_DURABLE: &str = "set_config('synchronous_commit', 'off', true)";
 
 /// Unix milliseconds by the database's clock: one clock for every gateway.
 const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -431,41 +437,35 @@ impl PgStore {
     ) -> Result<Option<u64>, StoreError> {
         let window_ms = window.as_millis() as i64;
         in_tx!(self, |tx| {
+            // The lock first, in a statement of its own: the count below then
+            // sees every attempt committed by whoever held it before.
             tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+                &format!("SELECT {NOT_DURABLE}, pg_advisory_xact_lock(hashtextextended($1, 7))"),
                 &[&email],
-            )
-            .await
-            .map_err(db_error)?;
-            let now: i64 = tx
-                .query_one(&format!("SELECT {DB_NOW_MS}"), &[])
-                .await
-                .map_err(db_error)?
-                .get(0);
-            tx.execute(
-                "DELETE FROM gateway_signin_attempts WHERE email = $1 AND at_ms <= $2",
-                &[&email, &(now - window_ms)],
             )
             .await
             .map_err(db_error)?;
             let row = tx
                 .query_one(
-                    "SELECT count(*), min(at_ms) FROM gateway_signin_attempts WHERE email = $1",
-                    &[&email],
+                    &format!(
+                        "WITH n AS (SELECT {DB_NOW_MS} AS t),
+                              c AS (SELECT count(*) AS k, min(at_ms) AS oldest
+                                    FROM gateway_signin_attempts, n
+                                    WHERE email = $1 AND at_ms > n.t - $2),
+                              counted AS (INSERT INTO gateway_signin_attempts (email, at_ms)
+                                          SELECT $1, n.t FROM n, c WHERE c.k < $3)
+                         SELECT n.t, c.k, c.oldest FROM n, c"
+                    ),
+                    &[&email, &window_ms, &i64::from(failures)],
                 )
                 .await
                 .map_err(db_error)?;
-            let (count, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
+            let (now, count, oldest): (i64, i64, Option<i64>) =
+                (row.get(0), row.get(1), row.get(2));
             if count >= i64::from(failures) {
                 let left = oldest.map_or(window_ms, |t| t + window_ms - now);
                 return Ok(Some(left.max(1) as u64));
             }
-            tx.execute(
-                "INSERT INTO gateway_signin_attempts (email, at_ms) VALUES ($1, $2)",
-                &[&email, &now],
-            )
-            .await
-            .map_err(db_error)?;
             Ok(None)
         })
     }
@@ -473,6 +473,9 @@ impl PgStore {
     /// A correct password clears the email's count, on every gateway.
     pub async fn clear_signin(&self, email: &str) -> Result<(), StoreError> {
         in_tx!(self, |tx| {
+            tx.execute(&format!("SELECT {NOT_DURABLE}"), &[])
+                .await
+                .map_err(db_error)?;
             tx.execute(
                 "DELETE FROM gateway_signin_attempts WHERE email = $1",
                 &[&email],
