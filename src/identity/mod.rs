@@ -157,7 +157,7 @@ impl UserStore {
 
     fn spawn_feed(&self, stop: watch::Receiver<bool>) {
         if let Store::Postgres(pg) = &*self.store {
-            tokio::spawn(pg.feed().run(self.revoked.clone(), stop));
+            tokio::spawn(pg.follow_revocations(self.revoked.clone(), stop));
         }
     }
 

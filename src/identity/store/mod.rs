@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use super::records::{Session, User};
 use crate::config::StoreLocation;
 
-pub use self::postgres::{Feed, PgStore};
+pub use self::postgres::PgStore;
 pub use self::redb::RedbStore;
 
 /// redb calls running at once on blocking threads. redb runs one write

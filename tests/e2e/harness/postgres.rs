@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::tools::installed;
+
 /// Which store a parametrised test runs on (`on_both_stores!`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -102,8 +104,10 @@ impl Postgres {
     pub fn start_tls_only() -> Postgres {
         let mut pg = Postgres::init(true);
         let (cert, key) = (pg.data.join("server.crt"), pg.data.join("server.key"));
-        let out = Command::new("openssl")
-            .args([
+        let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        super::tools::openssl(
+            &pg.data,
+            &[
                 "req",
                 "-x509",
                 "-newkey",
@@ -111,17 +115,15 @@ impl Postgres {
                 "-pkeyopt",
                 "ec_paramgen_curve:P-256",
                 "-nodes",
-            ])
-            .args(["-days", "1", "-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl runs (Debian package openssl)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                key_arg,
+                "-out",
+                cert_arg,
+            ],
         );
         let hba = pg.data.join("pg_hba.conf");
         let text = std::fs::read_to_string(&hba).unwrap();
@@ -293,17 +295,14 @@ fn server_bin() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// `setpriv`: as the server's user when root, and with a parent-death
 /// signal for the server so it never outlives the tests.
 fn command(program: &Path, as_user: Option<&str>, pdeathsig: bool) -> Command {
-    let mut cmd = Command::new("setpriv");
+    let mut cmd = Command::new(installed("setpriv", "util-linux"));
     if let Some(user) = as_user {
         cmd.args(["--reuid", user, "--regid", user, "--init-groups"]);
     }
@@ -334,7 +333,7 @@ fn psql(port: u16, db: &str, statement: &str) -> Result<String, String> {
 }
 
 fn psql_ssl(port: u16, db: &str, statement: &str, sslmode: &str) -> Result<String, String> {
-    let out = Command::new("psql")
+    let out = Command::new(installed("psql", "postgresql-client"))
         .env("PGSSLMODE", sslmode)
         .args([
             "-h",
@@ -357,7 +356,7 @@ fn psql_ssl(port: u16, db: &str, statement: &str, sslmode: &str) -> Result<Strin
             statement,
         ])
         .output()
-        .map_err(|e| format!("psql: {e} (install the Debian package postgresql-client)"))?;
+        .map_err(|e| format!("psql: {e}"))?;
     match out.status.success() {
         true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
         false => Err(String::from_utf8_lossy(&out.stderr).to_string()),

@@ -14,9 +14,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{db_error, tls, Health, DB_NOW_MS};
+use super::{db_error, Health, DB_NOW_MS};
 use crate::auth::Revoked;
-use crate::config::PostgresUrl;
 use crate::identity::store::StoreError;
 
 /// Between reconnection attempts: a gateway catches up within about this
@@ -27,10 +26,10 @@ const POLL_EVERY: Duration = Duration::from_secs(5);
 /// Re-read this much of the table's recent past on every read.
 const LOOKBACK_MS: i64 = 10_000;
 
+#[derive(Clone)]
 pub struct Feed {
     config: tokio_postgres::Config,
-    sslmode: crate::config::SslMode,
-    health: Arc<Health>,
+    connector: MakeRustlsConnect,
 }
 
 /// How far the feed has read.
@@ -43,27 +42,27 @@ struct Position {
 }
 
 impl Feed {
-    pub(super) fn new(url: &PostgresUrl, health: Arc<Health>) -> Feed {
-        let mut config = url.config.clone();
-        config.connect_timeout(super::CONNECT_TIMEOUT);
+    /// Over the pool's own settings and TLS connector.
+    pub(super) fn new(mut config: tokio_postgres::Config, connector: MakeRustlsConnect) -> Feed {
         config.application_name("gateway-revocations");
-        Feed {
-            config,
-            sslmode: url.sslmode,
-            health,
-        }
+        Feed { config, connector }
     }
 
     /// Keeps `revoked` current until `stop` turns true. The first connection
     /// loads every revoked session still kept (start-up, or a gateway that
     /// started while the database was down).
-    pub async fn run(self, revoked: Arc<Revoked>, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn run(
+        &self,
+        health: &Health,
+        revoked: Arc<Revoked>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut pos = Position::default();
         let mut warned = false;
         loop {
-            let out = self.listen(&revoked, &mut pos, &mut stop).await;
+            let out = self.listen(health, &revoked, &mut pos, &mut stop).await;
             if out.is_err() {
-                self.health.up.store(false, Ordering::Relaxed);
+                health.up.store(false, Ordering::Relaxed);
             }
             match out {
                 Ok(()) => return,
@@ -86,14 +85,16 @@ impl Feed {
     /// One connection's life: `Ok` when told to stop, `Err` when it broke.
     async fn listen(
         &self,
+        health: &Health,
         revoked: &Revoked,
         pos: &mut Position,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
-        let (connector, mode): (MakeRustlsConnect, _) = tls::connector(self.sslmode)?;
-        let mut config = self.config.clone();
-        config.ssl_mode(mode);
-        let (client, mut conn) = config.connect(connector).await.map_err(db_error)?;
+        let (client, mut conn) = self
+            .config
+            .connect(self.connector.clone())
+            .await
+            .map_err(db_error)?;
         let (tx, mut notified) = mpsc::unbounded_channel::<String>();
         // The connection object delivers notifications; polling it also
         // drives the client's queries. It ends when the connection does.
@@ -116,7 +117,7 @@ impl Feed {
             .await
             .map_err(db_error)?;
         catch_up(&client, revoked, pos).await?;
-        self.health.up.store(true, Ordering::Relaxed);
+        health.up.store(true, Ordering::Relaxed);
         tracing::info!("revocation feed listening");
         let mut poll = tokio::time::interval(POLL_EVERY);
         poll.tick().await;

@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::watch;
 use tokio_postgres::{Row, Transaction};
 
 use super::{Presentation, Presented, StoreError};
+use crate::auth::Revoked;
 use crate::config::PostgresUrl;
 use crate::identity::records::{Session, User};
 
-pub use feed::Feed;
+use feed::Feed;
 
 /// Pooled connections per gateway. Each request holds one for a few
 /// statements; bcrypt, not the database, bounds the endpoints' throughput.
@@ -52,7 +54,8 @@ pub struct Health {
 
 pub struct PgStore {
     pool: Pool,
-    url: PostgresUrl,
+    /// The settings of the revocation feed's own connection.
+    feed: Feed,
     pub health: Arc<Health>,
 }
 
@@ -123,6 +126,7 @@ impl PgStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("gateway");
+        let feed = Feed::new(config.clone(), connector.clone());
         let manager = Manager::from_config(
             config,
             connector,
@@ -139,7 +143,7 @@ impl PgStore {
             .map_err(|e| StoreError::Postgres(e.to_string()))?;
         Ok(PgStore {
             pool,
-            url: url.clone(),
+            feed,
             health: Arc::default(),
         })
     }
@@ -159,9 +163,15 @@ impl PgStore {
         out
     }
 
-    /// The revocation feed's settings: a connection of its own, outside the pool.
-    pub fn feed(&self) -> Feed {
-        Feed::new(&self.url, self.health.clone())
+    /// The task that keeps `revoked` current from the revocation feed (a
+    /// connection of its own, outside the pool) until `stop` turns true.
+    pub fn follow_revocations(
+        &self,
+        revoked: Arc<Revoked>,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (feed, health) = (self.feed.clone(), self.health.clone());
+        async move { feed.run(&health, revoked, stop).await }
     }
 
     /// Bounds one call by `CALL_TIMEOUT` and keeps `health.up` current.
