@@ -58,7 +58,11 @@ impl Listeners {
                 .as_ref()
                 .map(|t| bind_one(t.listen))
                 .transpose()?,
-            admin: config.admin.map(bind_one).transpose()?,
+            admin: config
+                .admin
+                .as_ref()
+                .map(|a| bind_one(a.listen))
+                .transpose()?,
         })
     }
 
