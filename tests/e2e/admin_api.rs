@@ -928,3 +928,72 @@ async fn the_cli_names_admin_token_when_it_cannot_reach_a_running_gateway() {
         "{err}"
     );
 }
+
+/// `gateway users` on PostgreSQL goes to the database while a gateway runs;
+/// what it revokes reaches that gateway within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_works_on_postgresql_while_a_gateway_runs() {
+    let gw = Gateway::start(auth_config_at(&Backend::Postgres.store())).await;
+    let c = gw.client();
+    let cli = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(crate::harness::gateway::bin())
+            .arg("users")
+            .args(args)
+            .arg("--config")
+            .arg(&gw.file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    cli(
+        &[
+            "create",
+            "pg-cli@example.com",
+            "--first-name",
+            "P",
+            "--last-name",
+            "G",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let (access, _) = tokens(&signin(&c, "pg-cli@example.com", PASSWORD).await);
+    assert_eq!(
+        claims(&access)["scope"],
+        "items:read profile",
+        "default scopes"
+    );
+    assert_eq!(me(&c, &access).await, 200);
+    let token = cli(&["reset-password", "pg-cli@example.com"], "");
+    let r = post(
+        &c,
+        "/password-reset/confirm",
+        &json!({"token": token.trim(), "newPassword": "N3w-passphrase!"}),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    refused_within_a_second(&c, &access, "sessions of a password reset by the CLI").await;
+    let (access, _) = tokens(&signin(&c, "pg-cli@example.com", "N3w-passphrase!").await);
+    assert_eq!(me(&c, &access).await, 200);
+    assert!(cli(&["delete", "pg-cli@example.com"], "").contains("deleted, 1 session revoked"));
+    refused_within_a_second(&c, &access, "deleted by the CLI on PostgreSQL").await;
+    signin(&c, "pg-cli@example.com", "N3w-passphrase!")
+        .await
+        .assert_error(401);
+}
