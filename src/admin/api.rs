@@ -216,7 +216,7 @@ async fn run(
         }
         Action::DeleteUser(email) => {
             let n = accounts.delete(&email).await?;
-            audit(&email.to_lowercase(), &format!("{n} sessions revoked"));
+            audit(&email.trim().to_lowercase(), &format!("{n} sessions revoked"));
             Ok(no_content())
         }
         Action::GrantScope(email, scope) => {
@@ -246,7 +246,7 @@ async fn run(
         }
         Action::RevokeSession(email, sid) => {
             accounts.revoke_session(&email, &sid).await?;
-            audit(&email.to_lowercase(), &format!("session {sid}"));
+            audit(&email.trim().to_lowercase(), &format!("session {sid}"));
             Ok(no_content())
         }
         Action::PasswordReset(email) => {
