@@ -19,55 +19,12 @@ set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=run.sh
 source "$BENCH_DIR/run.sh" # its functions and settings; its main does not run
+# shellcheck source=stores.sh
+source "$BENCH_DIR/stores.sh"
 
 CONNS="${BENCH_CONNECTIONS:-64}"
 ENDPOINT_CONNS="${BENCH_ENDPOINT_CONNECTIONS:-16}"
 USERS=256
-PG_USER=postgres
-
-start_postgres() { # port
-    local bin
-    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
-    [ -x "$bin/initdb" ] || {
-        log "installing Debian package: postgresql"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-        bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
-    }
-    install -d -o "$PG_USER" -m 700 "$TMP/pg"
-    setpriv --reuid "$PG_USER" --regid "$PG_USER" --init-groups \
-        "$bin/initdb" -D "$TMP/pg/data" -U postgres -A trust -E UTF8 >"$TMP/initdb.log" 2>&1 ||
-        { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-    # Durable as shipped (fsync on): acknowledged means on disk here too.
-    ( exec setpriv --reuid "$PG_USER" --regid "$PG_USER" --init-groups \
-        "$bin/postgres" -D "$TMP/pg/data" -p "$1" -k "$TMP/pg" \
-        -c listen_addresses=127.0.0.1 -c max_connections=200 ) >"$TMP/postgres.log" 2>&1 &
-    PIDS+=("$!")
-    local i
-    for i in $(seq 200); do
-        psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1 && break
-        sleep 0.05
-    done
-    psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null || die "postgres did not start"
-}
-
-new_database() { # name -> URL
-    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atqc "CREATE DATABASE $1" >/dev/null
-    echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"
-}
-
-endpoint_yaml() { # port store
-    cat <<YAML
-listen: 127.0.0.1:$1
-log: { access: false }
-auth:
-  store: "$2"
-  bcrypt_cost: 4
-  access_token: { secret: "$SECRET" }
-  refresh_token: { secret: "bench-refresh-secret-0123456789abcdef" }
-routes:
-  - { name: none, path: $BENCH_PATH, upstream: "http://127.0.0.1:$UPSTREAM_PORT", auth: none }
-YAML
-}
 
 start_endpoint_gw() { # name port store
     endpoint_yaml "$2" "$3" >"$TMP/$1.yaml"
@@ -114,15 +71,9 @@ endpoint_load() { # name round op ports...
 }
 
 main_store() {
-    ensure_tools
     command -v curl >/dev/null || die "curl is needed"
-    command -v psql >/dev/null || die "psql is needed (Debian package postgresql-client)"
-    begin_run store
-    local ports
-    read -r -a ports <<<"$(python3 "$HELPER" free-ports 8)"
-    UPSTREAM_PORT="${ports[0]}"; PG_PORT="${ports[1]}"
-    start_upstream "$UPSTREAM_PORT"
-    start_postgres "$PG_PORT"
+    begin_store_run store 8
+    local ports=("${PORTS[@]}")
 
     # 1. The endpoints. Each contender gets its own store, accounts and
     #    refresh tokens (the tokens are made again before each refresh run:
@@ -199,24 +150,11 @@ main_store() {
     psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atqc "$xact_sql" >>"$OUT/proxied-xact.txt"
 
     cat >"$OUT/meta.env" <<META
-date=$(date '+%F %T %Z')
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-nproc=$(nproc --all)
-gateway=$GATEWAY_BIN, source $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
-postgres=$(psql --version | awk '{print $3}'), fsync on, same machine
 bcrypt_cost=4
 endpoint_connections=$ENDPOINT_CONNS (split between the gateways of a contender)
 proxied_connections=$CONNS
-duration=$DURATION
-rounds=$ROUNDS
-proxy_cpu=$PROXY_CPU
-load_cpu=$LOAD_CPU
-notes=$NOTE
 META
-    cp "$TMP"/*.yaml "$OUT/" 2>/dev/null || true
-    echo
-    python3 "$BENCH_DIR/store.py" report "$OUT"
-    log "results in ${OUT#"$ROOT"/}"
+    finish_run store.py
 }
 
 main_store "$@"

@@ -13,9 +13,11 @@
 //! request once its body is done. `config` alone parses gateway.yaml, and
 //! `load` is the one step that reads it and the files it names (for
 //! `check`, start-up and reload alike); `ops::reload` rebuilds the state
-//! from it; `ops::admin` serves health and metrics; `run` starts it all.
+//! from it; `ops::admin` serves health and metrics, and hands `/admin/` to
+//! `admin` (the admin API, its console, and `gateway users`); `run` starts it all.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -296,7 +296,10 @@ mod tests {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.docker.yaml");
         let c = load(&file).unwrap_or_else(|e| panic!("{e}")).config;
         assert_eq!(c.listen, Some("0.0.0.0:3000".parse().unwrap()));
-        assert_eq!(c.admin, Some("0.0.0.0:9901".parse().unwrap()));
+        assert_eq!(
+            c.admin.map(|a| a.listen),
+            Some("0.0.0.0:9901".parse().unwrap())
+        );
         assert_eq!(
             c.auth.and_then(|a| a.store.file().map(|f| f.path.clone())),
             Some(PathBuf::from("/data/users.redb"))

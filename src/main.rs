@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use gateway::admin::cli::{self as users_cli, UsersCommand};
 use gateway::config::LogFormat;
-use gateway::identity::users_cli::{self, UsersCommand};
 use gateway::load::{self, Loaded};
 use gateway::Listeners;
 
@@ -51,7 +51,7 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the config and every file it references
     Check,
-    /// Manage users in the store (while the gateway is stopped)
+    /// Manage users: in the store, or through the running gateway's admin API
     Users {
         #[command(subcommand)]
         command: UsersCommand,
@@ -130,7 +130,7 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
         Ok(loaded) => loaded.config,
         Err(code) => return code,
     };
-    let Some(auth) = config.auth else {
+    let Some(auth) = config.auth.clone() else {
         eprintln!(
             "error: {} has no `auth` section, so there is no user store",
             path.display()
@@ -142,7 +142,7 @@ fn users(path: &std::path::Path, command: UsersCommand) -> ExitCode {
         .build()
         .map_err(|e| e.to_string())
         .and_then(|rt| {
-            rt.block_on(users_cli::run(&auth.store, command))
+            rt.block_on(users_cli::run(&config, &auth, command))
                 .map_err(|e| e.to_string())
         });
     match ran {

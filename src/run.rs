@@ -58,7 +58,11 @@ impl Listeners {
                 .as_ref()
                 .map(|t| bind_one(t.listen))
                 .transpose()?,
-            admin: config.admin.map(bind_one).transpose()?,
+            admin: config
+                .admin
+                .as_ref()
+                .map(|a| bind_one(a.listen))
+                .transpose()?,
         })
     }
 
@@ -129,6 +133,7 @@ pub struct Running {
 /// reloads, then serves on every listener and logs the ready line.
 pub async fn start(loaded: Loaded, listeners: Listeners) -> Result<Running, StartError> {
     let files = crate::ops::reload::watched_files(&loaded.config);
+    warn_if_admin_api_is_exposed(&loaded.config);
     let (stop, stop_rx) = watch::channel(false);
     let gw = Arc::new(open(loaded, stop_rx.clone()).await?);
     let (alive_tx, alive) = mpsc::channel::<()>(1);
@@ -196,6 +201,18 @@ impl Running {
         drop(life);
         let drain = gw.state.load().limits.shutdown_timeout + Duration::from_secs(1);
         let _ = tokio::time::timeout(drain, alive.recv()).await;
+    }
+}
+
+/// The admin token travels in clear: off loopback, anyone on the path reads it.
+fn warn_if_admin_api_is_exposed(config: &Config) {
+    if let Some(admin) = config.admin.as_ref().filter(|a| a.token.is_some()) {
+        if !admin.listen.ip().is_loopback() {
+            tracing::warn!(
+                admin = %admin.listen,
+                "admin.token is set on an admin listener that is not on a loopback address: the token and user data travel in clear; keep it on loopback or a private network"
+            );
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! `authorizer` caches verified `principal`s and checks `revoked` sessions
 //! and scopes on every request.
 
+pub mod admin_token;
 pub mod authorizer;
 pub mod jwt;
 pub mod principal;

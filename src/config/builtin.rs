@@ -12,12 +12,13 @@ use super::model::{AuthMode, Endpoint, Route, RouteCors, Target, UpstreamProtoco
 use super::template::Template;
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::Signup,
         Endpoint::Signin,
         Endpoint::RefreshToken,
         Endpoint::Signout,
         Endpoint::Jwks,
+        Endpoint::PasswordResetConfirm,
     ];
 
     pub fn path(self) -> &'static str {
@@ -27,6 +28,7 @@ impl Endpoint {
             Endpoint::RefreshToken => "/refresh-token",
             Endpoint::Signout => "/signout",
             Endpoint::Jwks => "/.well-known/jwks.json",
+            Endpoint::PasswordResetConfirm => "/password-reset/confirm",
         }
     }
 
@@ -38,6 +40,7 @@ impl Endpoint {
             Endpoint::RefreshToken => "builtin:refresh-token",
             Endpoint::Signout => "builtin:signout",
             Endpoint::Jwks => "builtin:jwks",
+            Endpoint::PasswordResetConfirm => "builtin:password-reset-confirm",
         }
     }
 

@@ -21,7 +21,7 @@ pub struct Config {
     pub file: PathBuf,
     pub listen: Option<SocketAddr>,
     pub tls: Option<Tls>,
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<Admin>,
     pub log: Log,
     pub limits: Limits,
     pub auth: Option<Auth>,
@@ -59,6 +59,27 @@ pub struct Tls {
     pub cert: FileRef,
     /// PEM private key of the chain's first certificate.
     pub key: FileRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// Turns on the admin API (docs/admin.md); at least `MIN_TOKEN_BYTES`.
+    pub token: Option<AdminToken>,
+}
+
+impl Admin {
+    pub const MIN_TOKEN_BYTES: usize = 32;
+}
+
+/// The admin API's bearer token. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub Arc<[u8]>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +156,8 @@ pub struct Auth {
     pub signin_limit: SigninLimit,
     /// Clock skew allowed on `exp`/`nbf`; default none, at most `MAX_LEEWAY`.
     pub leeway: Duration,
+    /// How long a password-reset token stays valid; default `DEFAULT_RESET_TTL`.
+    pub reset_ttl: Duration,
 }
 
 impl Auth {
@@ -147,6 +170,15 @@ impl Auth {
     pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
     pub const DEFAULT_LEEWAY: Duration = Duration::ZERO;
     pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+    pub const DEFAULT_RESET_TTL: Duration = Duration::from_secs(3600);
+}
+
+/// RFC 6749 `scope-token`: 1 to 128 of `%x21 / %x23-5B / %x5D-7E` (no
+/// space, `"` or `\`). Config, admin API and CLI apply the same rule.
+pub fn is_scope_token(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// Where users and sessions live (docs/clusters.md).
@@ -356,6 +388,8 @@ pub enum Endpoint {
     Signout,
     /// `GET /.well-known/jwks.json`: the public keys of access tokens.
     Jwks,
+    /// `POST /password-reset/confirm`: a reset token sets a new password.
+    PasswordResetConfirm,
 }
 
 /// One `http://` or `https://` upstream; its path, if any, prefixes forwarded paths.

@@ -16,6 +16,7 @@ pub struct Tls {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub listen: String,
+    pub token: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -66,6 +67,13 @@ pub struct Auth {
     pub default_scopes: Option<Vec<String>>,
     pub signin_limit: Option<SigninLimit>,
     pub leeway: Option<String>,
+    pub password_reset: Option<PasswordReset>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    pub ttl: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -9,6 +9,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use super::accounts::reset_hash;
 use super::error::AccountError;
 use super::input::{check_new_password, Fields};
 use super::records::{Session, User};
@@ -68,11 +69,15 @@ pub async fn serve(
         }
         Endpoint::RefreshToken => refresh(id, &fields).await,
         Endpoint::Signout => signout(id, &fields).await,
+        Endpoint::PasswordResetConfirm => confirm_reset(id, &fields).await,
         Endpoint::Jwks => unreachable!("answered above"),
     }
 }
 
-async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, AccountError> {
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Bytes, AccountError> {
     check_declared_length(req.headers(), MAX_BODY as u64)?;
     let read = Limited::new(req.into_body(), MAX_BODY).collect();
     match tokio::time::timeout(timeout, read).await {
@@ -92,7 +97,7 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
     let password = f.password()?;
     let first_name = f.name("firstName")?;
     let last_name = f.name("lastName")?;
-    check_new_password(&password)?;
+    check_new_password("password", &password)?;
     // Refuse a taken email before spending a hash on it; the write below
     // checks again, atomically.
     if id.store().email_taken(email.clone()).await? {
@@ -108,9 +113,10 @@ async fn signup(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Acc
         scopes: id.default_scopes.clone(),
         disabled: false,
         created_at: now,
+        reset: None,
     };
     let (sid, issued, session) = new_session(id, &user, now)?;
-    id.store().create_user(user, sid, session).await?;
+    id.store().create_user(user, Some((sid, session))).await?;
     Ok(tokens_response(StatusCode::CREATED, &issued))
 }
 
@@ -172,6 +178,33 @@ async fn signout(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, Ac
     Ok(res)
 }
 
+/// A reset token (from an operator, or mailed) sets a new password, voids
+/// itself and revokes every session; the email's failed sign-ins are forgotten.
+async fn confirm_reset(id: &Identity, f: &Fields) -> Result<Response<ResponseBody>, AccountError> {
+    let token = f.string("token")?;
+    let password = f.string("newPassword")?.to_string();
+    check_new_password("newPassword", &password)?;
+    let hash = reset_hash(token);
+    let now = now_unix();
+    // Checked before hashing, so a wrong token costs no bcrypt; the write
+    // below checks again, atomically (single use).
+    if id.store().user_by_reset(hash.clone(), now).await?.is_none() {
+        return Err(AccountError::ResetRejected);
+    }
+    let password_hash = id.passwords.hash(password).await?;
+    let (user, revoked) = id
+        .store()
+        .confirm_reset(hash, password_hash, now)
+        .await?
+        .ok_or(AccountError::ResetRejected)?;
+    revoked.iter().for_each(|sid| id.revoke(sid));
+    id.throttle.clear(&user.email).await?;
+    tracing::info!(sessions_revoked = revoked.len(), "password reset confirmed");
+    let mut res = Response::new(ResponseBody::full(Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(res)
+}
+
 fn presentation(claims: &RefreshClaims) -> Presentation {
     Presentation {
         sid: claims.sid.clone(),
@@ -209,6 +242,8 @@ fn new_session(
         refresh_jti: issued.refresh_jti.clone(),
         revoked: false,
         expires_at: issued.refresh_exp,
+        created_at: now,
+        refreshed_at: None,
     };
     Ok((sid, issued, session))
 }
@@ -225,7 +260,11 @@ fn tokens_response(status: StatusCode, issued: &Issued) -> Response<ResponseBody
     json_response(status, body.to_string(), "no-store")
 }
 
-fn json_response(status: StatusCode, body: String, cache: &'static str) -> Response<ResponseBody> {
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: String,
+    cache: &'static str,
+) -> Response<ResponseBody> {
     let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
     *res.status_mut() = status;
     let h = res.headers_mut();

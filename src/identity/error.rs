@@ -36,6 +36,15 @@ pub enum AccountError {
     Hash(#[from] HashError),
     #[error("signing a token failed")]
     Sign(#[from] SignError),
+    #[error("User not found")]
+    NoSuchUser,
+    #[error("Session not found")]
+    NoSuchSession,
+    /// A password-reset token unknown, used, superseded, expired or voided.
+    #[error("Invalid or expired token")]
+    ResetRejected,
+    #[error("the system's random source failed: {0}")]
+    Random(String),
 }
 
 impl AccountError {
@@ -55,6 +64,7 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AccountError::EmailTaken,
+            StoreError::NoSuchUser(_) => AccountError::NoSuchUser,
             e @ StoreError::Unavailable(_) => AccountError::Unavailable(e),
             e => AccountError::Store(e),
         }

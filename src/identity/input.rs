@@ -55,37 +55,62 @@ impl Fields {
     /// Trimmed and lower-cased; at most 254 bytes, one `@`, a non-empty local
     /// part, a domain with a dot and no empty labels, no whitespace or controls.
     pub fn email(&self) -> Result<String, Invalid> {
-        let email = self.string("email")?.trim().to_lowercase();
-        let bad = || Invalid("`email` is not a valid email address".into());
-        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad());
-        }
-        let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-        let domain_ok = domain.contains('.') && domain.split('.').all(|l| !l.is_empty());
-        if local.is_empty() || domain.contains('@') || !domain_ok {
-            return Err(bad());
-        }
-        Ok(email)
+        email(self.string("email")?)
     }
 
     /// Trimmed; 1 to 100 characters.
     pub fn name(&self, field: &str) -> Result<String, Invalid> {
-        let name = self.string(field)?.trim();
-        if name.is_empty() {
-            return Err(Invalid(format!("`{field}` must not be empty")));
-        }
-        if name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(Invalid(format!(
-                "`{field}` must be at most 100 characters, without control characters"
-            )));
-        }
-        Ok(name.to_string())
+        name(field, self.string(field)?)
     }
 
     /// A password as given (never trimmed).
     pub fn password(&self) -> Result<String, Invalid> {
         Ok(self.string("password")?.to_string())
     }
+
+    /// An optional list of strings (`None` when absent or null).
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>, Invalid> {
+        let wrong = || Invalid(format!("`{name}` must be a list of strings"));
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(wrong))
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(wrong()),
+        }
+    }
+}
+
+/// Trimmed and lower-cased; at most 254 bytes, one `@`, a non-empty local
+/// part, a domain with a dot and no empty labels, no whitespace or controls.
+pub fn email(text: &str) -> Result<String, Invalid> {
+    let email = text.trim().to_lowercase();
+    let bad = || Invalid("`email` is not a valid email address".into());
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.') && domain.split('.').all(|l| !l.is_empty());
+    if local.is_empty() || domain.contains('@') || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// Trimmed; 1 to 100 characters, no control characters.
+pub fn name(field: &str, text: &str) -> Result<String, Invalid> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(Invalid(format!("`{field}` must not be empty")));
+    }
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Invalid(format!(
+            "`{field}` must be at most 100 characters, without control characters"
+        )));
+    }
+    Ok(name.to_string())
 }
 
 enum TopLevelBody {
@@ -125,23 +150,23 @@ fn is_plain(key: &str) -> bool {
     key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Rules for a new password: 8 to 72 bytes, no NUL (C bcrypts stop
-/// there), and not a common one.
-pub fn check_new_password(password: &str) -> Result<(), Invalid> {
+/// Rules for a new password (the `field` named in the message): 8 to 72
+/// bytes, no NUL (C bcrypts stop there), and not a common one.
+pub fn check_new_password(field: &str, password: &str) -> Result<(), Invalid> {
     if password.contains('\0') {
-        return Err(Invalid("`password` must not contain NUL".into()));
+        return Err(Invalid(format!("`{field}` must not contain NUL")));
     }
     if !(password::MIN_BYTES..=password::MAX_BYTES).contains(&password.len()) {
         return Err(Invalid(format!(
-            "`password` must be {} to {} bytes long",
+            "`{field}` must be {} to {} bytes long",
             password::MIN_BYTES,
             password::MAX_BYTES
         )));
     }
     if password::is_common(password) {
-        return Err(Invalid(
-            "`password` is one of the most common passwords; choose another".into(),
-        ));
+        return Err(Invalid(format!(
+            "`{field}` is one of the most common passwords; choose another"
+        )));
     }
     Ok(())
 }
@@ -248,15 +273,15 @@ mod tests {
 
     #[test]
     fn passwords_are_bounded_in_bytes_and_not_common() {
-        assert!(check_new_password("Tr0ub4dor&3x").is_ok());
-        assert!(check_new_password("short7!").is_err());
-        assert!(check_new_password(&"x".repeat(72)).is_ok());
-        assert!(check_new_password(&"x".repeat(73)).is_err());
+        assert!(check_new_password("password", "Tr0ub4dor&3x").is_ok());
+        assert!(check_new_password("password", "short7!").is_err());
+        assert!(check_new_password("password", &"x".repeat(72)).is_ok());
+        assert!(check_new_password("password", &"x".repeat(73)).is_err());
         // 36 two-byte characters are 72 bytes; 37 are too many.
-        assert!(check_new_password(&"é".repeat(36)).is_ok());
-        assert!(check_new_password(&"é".repeat(37)).is_err());
-        assert!(check_new_password("password1").is_err());
-        assert!(check_new_password("Password1").is_err());
-        assert!(check_new_password("abc\0defghij").is_err());
+        assert!(check_new_password("password", &"é".repeat(36)).is_ok());
+        assert!(check_new_password("password", &"é".repeat(37)).is_err());
+        assert!(check_new_password("password", "password1").is_err());
+        assert!(check_new_password("password", "Password1").is_err());
+        assert!(check_new_password("password", "abc\0defghij").is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! once and lives as long as the process (its path needs a restart to
 //! change); an `Identity` is built from each config version over it.
 
+pub mod accounts;
 pub mod endpoints;
 pub mod error;
 pub mod input;
@@ -13,7 +14,6 @@ pub mod records;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
-pub mod users_cli;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -210,6 +210,7 @@ pub struct Identity {
     passwords: Arc<Passwords>,
     throttle: Arc<Throttle>,
     default_scopes: Vec<String>,
+    reset_ttl: Duration,
     /// Seconds a session is kept after its refresh token expired: longer
     /// than any access token issued from it lives.
     purge_grace: u64,
@@ -290,6 +291,7 @@ impl Identity {
             passwords,
             throttle,
             default_scopes: auth.default_scopes.clone(),
+            reset_ttl: auth.reset_ttl,
             purge_grace: auth.access_token.ttl.as_secs() + leeway + 60,
             metrics,
         })
@@ -298,6 +300,17 @@ impl Identity {
     /// The store the endpoints read and write.
     pub fn store(&self) -> &Store {
         &self.users.store
+    }
+
+    /// Account management as an operator does it, applied to this gateway at once.
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts {
+            store: self.store(),
+            passwords: &self.passwords,
+            default_scopes: &self.default_scopes,
+            reset_ttl: self.reset_ttl,
+            revoked: Some(&self.users.revoked),
+        }
     }
 
     fn revoke(&self, sid: &str) {

@@ -19,6 +19,27 @@ pub struct User {
     pub disabled: bool,
     /// Unix seconds.
     pub created_at: u64,
+    /// The one password-reset token that may still be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ResetTicket>,
+}
+
+impl User {
+    /// Disabling also voids an outstanding reset token (its sessions are
+    /// revoked by the store in the same change).
+    pub fn disable(&mut self) {
+        self.disabled = true;
+        self.reset = None;
+    }
+}
+
+/// A password-reset token as kept: only its SHA-256, never the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResetTicket {
+    /// Lower-case hex SHA-256 of the token.
+    pub hash: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// One sign-in (or sign-up) and the refresh tokens rotated from it.
@@ -31,6 +52,13 @@ pub struct Session {
     pub revoked: bool,
     /// Unix seconds: the current refresh token's `exp`.
     pub expires_at: u64,
+    /// Unix seconds: the sign-in or sign-up that started it (0 for
+    /// sessions kept before this was recorded).
+    #[serde(default)]
+    pub created_at: u64,
+    /// Unix seconds: the last rotation, if any.
+    #[serde(default)]
+    pub refreshed_at: Option<u64>,
 }
 
 impl Session {
@@ -38,3 +66,6 @@ impl Session {
         !self.revoked && now < self.expires_at
     }
 }
+
+/// A live session as listed: its id and record.
+pub type Listed = (String, Session);

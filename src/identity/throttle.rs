@@ -79,6 +79,22 @@ impl Throttle {
         }
     }
 
+    /// Forgets the email's failed attempts (a password was reset).
+    pub async fn clear(&self, email: &str) -> Result<(), AccountError> {
+        self.clear_shared(email).await?;
+        self.recent.invalidate(email);
+        Ok(())
+    }
+
+    async fn clear_shared(&self, email: &str) -> Result<(), AccountError> {
+        if let Some(Store::Postgres(pg)) = self.shared.as_deref() {
+            if self.limit.failures > 0 {
+                pg.clear_signin(email).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Emails with attempts in flight.
     #[cfg(test)]
     fn queued(&self) -> usize {
@@ -146,11 +162,7 @@ impl Turn<'_> {
 
     /// A correct password clears the email's count (on every gateway, when shared).
     pub async fn accept(self) -> Result<(), AccountError> {
-        if let Some(Store::Postgres(pg)) = self.throttle.shared.as_deref() {
-            if self.throttle.limit.failures > 0 {
-                pg.clear_signin(self.email).await?;
-            }
-        }
+        self.throttle.clear_shared(self.email).await?;
         self.succeeded();
         Ok(())
     }

@@ -163,6 +163,7 @@ mod tests {
             scopes: vec!["a".into(), "b:c".into()],
             disabled: false,
             created_at: 0,
+            reset: None,
         }
     }
 

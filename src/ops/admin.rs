@@ -1,9 +1,11 @@
 //! The admin listener (docs/operations.md): `GET /healthz` while the process
 //! lives, `GET /readyz` once every listener serves (503 before and during
-//! shutdown), `GET /metrics` in Prometheus text format. Nothing else is
-//! served here, and none of it on the public listeners.
+//! shutdown), `GET /metrics` in Prometheus text format, and with
+//! `admin.token` the admin API and console under `/admin/` (`crate::admin`).
+//! None of it is served on the public listeners.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +29,9 @@ const CONNECTION_LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "admin accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -41,8 +43,8 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch:
         let gw = gw.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let res = answer(&gw, &req);
-                async move { Ok::<_, Infallible>(res) }
+                let gw = gw.clone();
+                async move { Ok::<_, Infallible>(answer(&gw, req, peer).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -53,9 +55,12 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, mut shutdown: watch:
     }
 }
 
-fn answer(gw: &Gateway, req: &Request<Incoming>) -> Response<ResponseBody> {
-    let mut res = route(gw, req);
+async fn answer(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
     let id = request_id::keep_or_generate(req.headers());
+    let mut res = match req.uri().path().starts_with("/admin/") {
+        true => crate::admin::api::serve(gw, req, peer).await,
+        false => route(gw, &req),
+    };
     res.headers_mut().insert(&headers::X_REQUEST_ID, id);
     res
 }

@@ -45,6 +45,9 @@ pub enum GatewayError {
     /// `/readyz` before start-up finished or once shutdown began.
     #[error("not ready: starting or shutting down")]
     NotReady,
+    /// The admin API without `Authorization: Bearer <admin.token>`.
+    #[error("the admin API needs `Authorization: Bearer <admin.token>`")]
+    AdminUnauthorized,
 }
 
 /// `Retry-After` while the user store cannot be reached (docs/clusters.md).
@@ -79,6 +82,7 @@ impl GatewayError {
             GatewayError::Account(e) => account_status(e),
             GatewayError::Upstream(e) => upstream_status(e),
             GatewayError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -110,6 +114,9 @@ impl GatewayError {
             GatewayError::MethodNotAllowed(methods) => Extra::Allow(allow(methods)),
             GatewayError::Auth(AuthError::StoreUnavailable) => Extra::RetryAfter(STORE_RETRY_AFTER),
             GatewayError::Auth(e) => Extra::Challenge(challenge(e)),
+            GatewayError::AdminUnauthorized => {
+                Extra::Challenge(Cow::Borrowed("Bearer realm=\"admin\""))
+            }
             GatewayError::Account(e) => match e {
                 AccountError::Method(m) => Extra::Allow(m.to_string()),
                 AccountError::Throttled(secs) => Extra::RetryAfter(*secs),
@@ -121,7 +128,11 @@ impl GatewayError {
                 | AccountError::RefreshRejected
                 | AccountError::Store(_)
                 | AccountError::Hash(_)
-                | AccountError::Sign(_) => Extra::None,
+                | AccountError::Sign(_)
+                | AccountError::NoSuchUser
+                | AccountError::NoSuchSession
+                | AccountError::ResetRejected
+                | AccountError::Random(_) => Extra::None,
             },
             // A body not read to its end, or that broke off: the stream is desynced.
             GatewayError::TooLarge(_) => Extra::Close,
@@ -188,12 +199,14 @@ fn account_status(e: &AccountError) -> StatusCode {
         AccountError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AccountError::EmailTaken => StatusCode::CONFLICT,
         AccountError::WrongCredentials => StatusCode::UNAUTHORIZED,
-        AccountError::RefreshRejected => StatusCode::FORBIDDEN,
+        AccountError::RefreshRejected | AccountError::ResetRejected => StatusCode::FORBIDDEN,
+        AccountError::NoSuchUser | AccountError::NoSuchSession => StatusCode::NOT_FOUND,
         AccountError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         AccountError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        AccountError::Store(_) | AccountError::Hash(_) | AccountError::Sign(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        AccountError::Store(_)
+        | AccountError::Hash(_)
+        | AccountError::Sign(_)
+        | AccountError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::auth::admin_token::AdminKey;
 use crate::config::{Config, CorsPolicy, Endpoint, Limits, Log, Route};
 use crate::http::tls::CertResolver;
 use crate::identity::{Identity, IdentityError, UserStore};
@@ -30,6 +31,8 @@ pub struct GatewayState {
     /// `auth` is set but its generated keys live in a database not reached
     /// yet: protected routes and the endpoints answer 503 until it is.
     pub identity_pending: bool,
+    /// `admin.token`: turns on the admin API; a reload may change it.
+    pub admin_key: Option<Arc<AdminKey>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum StateError {
         "{0}: `auth` was added, but the user store is opened at start only; restart the gateway"
     )]
     NoStore(String),
+    #[error("admin.token: the system's random source failed")]
+    Random,
 }
 
 impl GatewayState {
@@ -73,6 +78,12 @@ impl GatewayState {
             (Some(_), None) => return Err(StateError::NoStore(config.file.display().to_string())),
         };
         let identity_pending = config.auth.is_some() && identity.is_none();
+        let admin_key = match config.admin.as_ref().and_then(|a| a.token.as_ref()) {
+            Some(token) => Some(Arc::new(
+                AdminKey::new(&token.0).map_err(|_| StateError::Random)?,
+            )),
+            None => None,
+        };
         Ok(GatewayState {
             routes: RouteTable::new(routes(config, config.auth.is_some())),
             limits: config.limits,
@@ -80,6 +91,7 @@ impl GatewayState {
             cors: config.cors.clone(),
             identity,
             identity_pending,
+            admin_key,
         })
     }
 }
@@ -110,7 +122,7 @@ impl Boot {
             file: config.file.clone(),
             listen: config.listen,
             tls_listen: config.tls.as_ref().map(|t| t.listen),
-            admin: config.admin,
+            admin: config.admin.as_ref().map(|a| a.listen),
             store: config.auth.as_ref().map(|a| a.store.shown()),
         }
     }

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub signups: IntCounter,
     signins: IntCounterVec,
     reloads: IntCounterVec,
+    admin_requests: IntCounterVec,
     /// 1 while the user store answers; set by the admin listener at each scrape.
     pub store_up: IntGauge,
 }
@@ -140,8 +141,23 @@ impl Metrics {
                 &["outcome"],
                 &[&["success"], &["failure"]],
             ),
+            admin_requests: family(
+                "gateway_admin_requests_total",
+                "Admin API requests, by action and status",
+                &["action", "status"],
+                &[],
+            ),
             registry,
         }
+    }
+
+    /// One admin API request (`action` is one of a fixed set of names).
+    pub fn admin_request(&self, action: &str, status: u16) {
+        let code = http::StatusCode::from_u16(status);
+        let status = code.as_ref().map_or("000", |c| c.as_str());
+        self.admin_requests
+            .with_label_values(&[action, status])
+            .inc();
     }
 
     /// One finished request; `route` is `""` when none matched.

@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod admin_api;
 mod authorizer;
 mod browser;
 mod bypass;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::config::model::{
-    Algorithm, Auth, PostgresUrl, SigninLimit, SslMode, StoreLocation, TokenKeys,
+    is_scope_token, Algorithm, Auth, PostgresUrl, SigninLimit, SslMode, StoreLocation, TokenKeys,
 };
 use crate::config::raw;
 
@@ -64,10 +64,29 @@ impl Validator<'_> {
             bcrypt_cost,
             cache_ttl: self.duration("auth.cache_ttl", a.cache_ttl, Auth::DEFAULT_CACHE_TTL),
             cache_capacity: a.cache_capacity.unwrap_or(Auth::DEFAULT_CACHE_CAPACITY),
-            default_scopes: a.default_scopes.unwrap_or_default(),
+            default_scopes: self.scopes("auth.default_scopes", a.default_scopes),
             signin_limit,
             leeway,
+            reset_ttl: self.duration(
+                "auth.password_reset.ttl",
+                a.password_reset.and_then(|p| p.ttl),
+                Auth::DEFAULT_RESET_TTL,
+            ),
         }
+    }
+
+    /// A list of scopes, each an RFC 6749 scope-token.
+    pub(super) fn scopes(&mut self, path: &str, scopes: Option<Vec<String>>) -> Vec<String> {
+        let scopes = scopes.unwrap_or_default();
+        for (i, s) in scopes.iter().enumerate() {
+            if !is_scope_token(s) {
+                self.err(
+                    &format!("{path}[{i}]"),
+                    format!("{s:?} is not a scope: 1 to 128 visible ASCII characters, without spaces, `\"` or `\\`"),
+                );
+            }
+        }
+        scopes
     }
 
     /// A PostgreSQL URL, checked without connecting, or else a file path.

@@ -1,9 +1,7 @@
 //! `listen`, `tls` and `admin`: where the gateway listens. The certificate
 //! and key are only named here; the loading step (`crate::load`) reads them.
 
-use std::net::SocketAddr;
-
-use crate::config::model::Tls;
+use crate::config::model::{Admin, AdminToken, Tls};
 use crate::config::raw;
 
 use super::Validator;
@@ -16,7 +14,24 @@ impl Validator<'_> {
         Some(Tls { listen, cert, key })
     }
 
-    pub(super) fn admin(&mut self, a: raw::Admin) -> Option<SocketAddr> {
-        self.addr("admin.listen", &a.listen)
+    pub(super) fn admin(&mut self, a: raw::Admin) -> Option<Admin> {
+        let listen = self.addr("admin.listen", &a.listen);
+        let token = a.token.filter(|t| !t.is_empty()).map(String::into_bytes);
+        if token
+            .as_ref()
+            .is_some_and(|t| t.len() < Admin::MIN_TOKEN_BYTES)
+        {
+            self.err(
+                "admin.token",
+                format!(
+                    "the admin token must be at least {} bytes (e.g. `openssl rand -base64 32`)",
+                    Admin::MIN_TOKEN_BYTES
+                ),
+            );
+        }
+        Some(Admin {
+            listen: listen?,
+            token: token.map(|t| AdminToken(t.into())),
+        })
     }
 }

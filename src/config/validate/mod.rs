@@ -157,6 +157,12 @@ impl Validator<'_> {
                 "`listen` or `tls` is required: the gateway needs somewhere to listen",
             );
         }
+        if config.admin.as_ref().is_some_and(|a| a.token.is_some()) && !present.contains("auth") {
+            self.err(
+                "admin.token",
+                "the admin API manages the users of `auth`; add an `auth` section or remove admin.token",
+            );
+        }
         match routes {
             None => self.err("", "`routes` is required"),
             Some(node) => config.routes = self.routes(node, present.contains("auth")),

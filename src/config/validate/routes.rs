@@ -122,7 +122,7 @@ impl Validator<'_> {
             methods,
             target,
             auth,
-            scopes: r.scopes.unwrap_or_default(),
+            scopes: self.scopes(&format!("{path}.scopes"), r.scopes),
             strip_prefix: r.strip_prefix,
             timeout: self.duration(
                 &format!("{path}.timeout"),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::records::{Session, User};
+use super::records::{Listed, Session, User};
 use crate::config::StoreLocation;
 
 pub use self::postgres::PgStore;
@@ -63,6 +63,23 @@ pub enum Presented {
     Dead,
 }
 
+/// Where a page of users starts: after this user, in creation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: u64,
+    pub id: String,
+}
+
+impl Cursor {
+    /// The cursor of the page that follows `user`.
+    pub fn after(user: &User) -> Cursor {
+        Cursor {
+            created_at: user.created_at,
+            id: user.id.clone(),
+        }
+    }
+}
+
 /// A refresh token as presented: which session, whose, and its `jti`.
 #[derive(Debug, Clone)]
 pub struct Presentation {
@@ -110,19 +127,14 @@ impl Store {
         out.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
-    /// Claims the email and starts the first session in one transaction, so
-    /// of concurrent sign-ups of one email exactly one succeeds.
-    pub async fn create_user(
-        &self,
-        user: User,
-        sid: String,
-        session: Session,
-    ) -> Result<(), StoreError> {
+    /// Claims the email and starts the first session (if any) in one
+    /// transaction, so of concurrent sign-ups of one email exactly one succeeds.
+    pub async fn create_user(&self, user: User, first: Option<Listed>) -> Result<(), StoreError> {
         match self {
             Store::Redb { db, permits } => {
-                Self::blocking(db, permits, move |s| s.create_user(&user, &sid, &session)).await
+                Self::blocking(db, permits, move |s| s.create_user(&user, first.as_ref())).await
             }
-            Store::Postgres(pg) => pg.create_user(&user, &sid, &session).await,
+            Store::Postgres(pg) => pg.create_user(&user, first.as_ref()).await,
         }
     }
 
@@ -215,20 +227,96 @@ impl Store {
         }
     }
 
-    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+    /// Up to `limit` users after `after`, in creation order; with `filter`
+    /// (lower case), only those whose email contains it.
+    pub async fn users_page(
+        &self,
+        after: Option<Cursor>,
+        limit: usize,
+        filter: Option<String>,
+    ) -> Result<Vec<User>, StoreError> {
         match self {
-            Store::Redb { db, permits } => Self::blocking(db, permits, |s| s.users()).await,
-            Store::Postgres(pg) => pg.users().await,
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| {
+                    s.users_page(after.as_ref(), limit, filter.as_deref())
+                })
+                .await
+            }
+            Store::Postgres(pg) => {
+                pg.users_page(after.as_ref(), limit, filter.as_deref())
+                    .await
+            }
         }
     }
 
-    /// Live sessions of the user with this email.
-    pub async fn session_count(&self, email: String, now: u64) -> Result<usize, StoreError> {
+    /// The user with this email and their live sessions, newest first.
+    pub async fn user_sessions(
+        &self,
+        email: String,
+        now: u64,
+    ) -> Result<(User, Vec<Listed>), StoreError> {
         match self {
             Store::Redb { db, permits } => {
-                Self::blocking(db, permits, move |s| s.session_count(&email, now)).await
+                Self::blocking(db, permits, move |s| s.user_sessions(&email, now)).await
             }
-            Store::Postgres(pg) => pg.session_count(&email, now).await,
+            Store::Postgres(pg) => pg.user_sessions(&email, now).await,
+        }
+    }
+
+    /// Deletes the user, so the email may sign up again; their sessions
+    /// stay behind revoked (until purged), so no token of theirs works.
+    /// Returns the sessions it revoked.
+    pub async fn delete_user(&self, email: String, now: u64) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.delete_user(&email, now)).await
+            }
+            Store::Postgres(pg) => pg.delete_user(&email, now).await,
+        }
+    }
+
+    /// Revokes one live session of the user; false when it is not one.
+    pub async fn revoke_session(
+        &self,
+        email: String,
+        sid: String,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.revoke_session(&email, &sid, now)).await
+            }
+            Store::Postgres(pg) => pg.revoke_session(&email, &sid, now).await,
+        }
+    }
+
+    /// The enabled user whose valid reset token hashes to `hash`.
+    pub async fn user_by_reset(&self, hash: String, now: u64) -> Result<Option<User>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.user_by_reset(&hash, now)).await
+            }
+            Store::Postgres(pg) => pg.user_by_reset(&hash, now).await,
+        }
+    }
+
+    /// Uses the reset token in one step: the password replaced, the token
+    /// voided, every session revoked; `None` when the token is not valid
+    /// (unknown, used, superseded, expired, or its user disabled).
+    pub async fn confirm_reset(
+        &self,
+        hash: String,
+        password_hash: String,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| {
+                    s.confirm_reset(&hash, &password_hash, now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => pg.confirm_reset(&hash, &password_hash, now).await,
         }
     }
 

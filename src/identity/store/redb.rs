@@ -4,6 +4,7 @@
 //! (immediate, fsynced) durability before the method returns: acknowledged
 //! means on disk.
 
+use std::ops::Bound;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,8 @@ use redb::{
     ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use super::{Presented, StoreError};
-use crate::identity::records::{Session, User};
+use super::{Cursor, Presented, StoreError};
+use crate::identity::records::{Listed, Session, User};
 
 /// redb's page cache (its default is 1 GiB): enough for ~100k users' hot
 /// pages without letting the store dominate the gateway's memory.
@@ -28,6 +29,10 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// user id -> its session ids, to revoke them all at once
 const USER_SESSIONS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("user_sessions");
+/// (created_at, user id): users in creation order, for paging
+const BY_CREATION: TableDefinition<(u64, &str), ()> = TableDefinition::new("users_by_creation");
+/// SHA-256 (hex) of a user's outstanding reset token -> user id
+const RESETS: TableDefinition<&str, &str> = TableDefinition::new("reset_tokens");
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -92,7 +97,8 @@ impl RedbStore {
             tx.open_table(EMAILS)?;
             tx.open_table(SESSIONS)?;
             tx.open_multimap_table(USER_SESSIONS)?;
-            Ok(())
+            tx.open_table(RESETS)?;
+            index_creation_order(tx)
         })?;
         Ok(store)
     }
@@ -103,15 +109,19 @@ impl RedbStore {
 
     /// Claims the email and starts the first session in one transaction, so
     /// of concurrent sign-ups of one email exactly one succeeds.
-    pub fn create_user(&self, user: &User, sid: &str, session: &Session) -> Result<(), StoreError> {
+    pub fn create_user(&self, user: &User, first: Option<&Listed>) -> Result<(), StoreError> {
         self.write(|tx| {
-            let mut emails = tx.open_table(EMAILS)?;
-            if emails.get(user.email.as_str())?.is_some() {
-                return Err(StoreError::EmailTaken);
+            {
+                let mut emails = tx.open_table(EMAILS)?;
+                if emails.get(user.email.as_str())?.is_some() {
+                    return Err(StoreError::EmailTaken);
+                }
+                emails.insert(user.email.as_str(), user.id.as_str())?;
             }
-            emails.insert(user.email.as_str(), user.id.as_str())?;
             put_user(tx, user)?;
-            put_session(tx, sid, session)?;
+            if let Some((sid, session)) = first {
+                put_session(tx, sid, session)?;
+            }
             Ok(())
         })
     }
@@ -152,6 +162,7 @@ impl RedbStore {
         self.present(sid, user_id, jti, now, |s| {
             s.refresh_jti = next_jti.to_string();
             s.expires_at = expires_at;
+            s.refreshed_at = Some(now);
         })
     }
 
@@ -234,30 +245,127 @@ impl RedbStore {
         })
     }
 
-    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+    /// Up to `limit` users after `after`, in creation order, whose email
+    /// contains `filter` (lower case) when one is given.
+    pub fn users_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+        filter: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
         let tx = self.db.begin_read()?;
+        let order = tx.open_table(BY_CREATION)?;
         let users = tx.open_table(USERS)?;
-        let mut all = Vec::with_capacity(users.len()? as usize);
-        for entry in users.iter()? {
-            all.push(serde_json::from_slice(entry?.1.value())?);
+        let start = match after {
+            Some(c) => Bound::Excluded((c.created_at, c.id.as_str())),
+            None => Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        for entry in order.range::<(u64, &str)>((start, Bound::Unbounded))? {
+            if page.len() == limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let Some(value) = users.get(key.value().1)? else {
+                continue;
+            };
+            let user: User = serde_json::from_slice(value.value())?;
+            if filter.is_none_or(|f| user.email.contains(f)) {
+                page.push(user);
+            }
         }
-        Ok(all)
+        Ok(page)
     }
 
-    /// Live sessions of the user with this email.
-    pub fn session_count(&self, email: &str, now: u64) -> Result<usize, StoreError> {
+    /// The user with this email and their live sessions, newest first.
+    pub fn user_sessions(&self, email: &str, now: u64) -> Result<(User, Vec<Listed>), StoreError> {
         let user = self.required_user(email)?;
         let tx = self.db.begin_read()?;
         let index = tx.open_multimap_table(USER_SESSIONS)?;
         let sessions = tx.open_table(SESSIONS)?;
-        let mut live = 0;
+        let mut live = Vec::new();
         for sid in index.get(user.id.as_str())? {
-            if let Some(s) = sessions.get(sid?.value())? {
+            let sid = sid?;
+            if let Some(s) = sessions.get(sid.value())? {
                 let s: Session = serde_json::from_slice(s.value())?;
-                live += usize::from(s.is_live(now));
+                if s.is_live(now) {
+                    live.push((sid.value().to_string(), s));
+                }
             }
         }
-        Ok(live)
+        live.sort_by(|a, b| b.1.created_at.cmp(&a.1.created_at).then(a.0.cmp(&b.0)));
+        Ok((user, live))
+    }
+
+    /// Deletes the user (their email may sign up again). Their sessions are
+    /// kept, revoked and expiring now, until the purge: their access tokens
+    /// stay refused after a restart. Returns the sessions it revoked.
+    pub fn delete_user(&self, email: &str, now: u64) -> Result<Vec<String>, StoreError> {
+        self.write(|tx| {
+            let user = user_in(tx, email)?;
+            let revoked = revoke_all(tx, &user.id, Some(now))?;
+            tx.open_table(USERS)?.remove(user.id.as_str())?;
+            tx.open_table(EMAILS)?.remove(user.email.as_str())?;
+            tx.open_table(BY_CREATION)?
+                .remove((user.created_at, user.id.as_str()))?;
+            if let Some(r) = &user.reset {
+                tx.open_table(RESETS)?.remove(r.hash.as_str())?;
+            }
+            Ok(revoked)
+        })
+    }
+
+    /// Revokes one live session of the user; false when `sid` is none.
+    pub fn revoke_session(&self, email: &str, sid: &str, now: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let user = user_in(tx, email)?;
+            match get_session(tx, sid)?.filter(|s| s.user_id == user.id && s.is_live(now)) {
+                Some(mut s) => {
+                    s.revoked = true;
+                    put_session(tx, sid, &s)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+
+    /// The enabled user whose outstanding reset token hashes to `hash`.
+    pub fn user_by_reset(&self, hash: &str, now: u64) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let Some(id) = tx.open_table(RESETS)?.get(hash)? else {
+            return Ok(None);
+        };
+        let users = tx.open_table(USERS)?;
+        let Some(user) = users.get(id.value())? else {
+            return Ok(None);
+        };
+        let user: User = serde_json::from_slice(user.value())?;
+        Ok(resettable(&user, hash, now).then_some(user))
+    }
+
+    /// Uses the reset token: sets the password, voids the token and revokes
+    /// every session, or does nothing (`None`) when the token is not valid.
+    pub fn confirm_reset(
+        &self,
+        hash: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        self.write(|tx| {
+            let id = match tx.open_table(RESETS)?.get(hash)? {
+                Some(id) => id.value().to_string(),
+                None => return Ok(None),
+            };
+            let Some(mut user) = get_user(tx, &id)?.filter(|u| resettable(u, hash, now)) else {
+                return Ok(None);
+            };
+            user.password_hash = password_hash.to_string();
+            user.reset = None;
+            put_user(tx, &user)?;
+            let revoked = revoke_all(tx, &user.id, None)?;
+            Ok(Some((user, revoked)))
+        })
     }
 
     /// Changes one user; `revoke` also revokes all their sessions. Returns the
@@ -269,29 +377,13 @@ impl RedbStore {
         change: impl FnOnce(&mut User),
     ) -> Result<(User, Vec<String>), StoreError> {
         self.write(|tx| {
-            let id = match tx.open_table(EMAILS)?.get(email)? {
-                Some(id) => id.value().to_string(),
-                None => return Err(StoreError::NoSuchUser(email.to_string())),
-            };
-            let mut user =
-                get_user(tx, &id)?.ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+            let mut user = user_in(tx, email)?;
             change(&mut user);
             put_user(tx, &user)?;
-            let mut revoked = Vec::new();
-            if revoke {
-                let sids: Vec<String> = tx
-                    .open_multimap_table(USER_SESSIONS)?
-                    .get(id.as_str())?
-                    .map(|sid| sid.map(|s| s.value().to_string()))
-                    .collect::<Result<_, _>>()?;
-                for sid in sids {
-                    if let Some(mut s) = get_session(tx, &sid)?.filter(|s| !s.revoked) {
-                        s.revoked = true;
-                        put_session(tx, &sid, &s)?;
-                        revoked.push(sid);
-                    }
-                }
-            }
+            let revoked = match revoke {
+                true => revoke_all(tx, &user.id, None)?,
+                false => Vec::new(),
+            };
             Ok((user, revoked))
         })
     }
@@ -321,11 +413,92 @@ fn get_user(tx: &WriteTransaction, id: &str) -> Result<Option<User>, StoreError>
         .transpose()?)
 }
 
+/// Writes the user and keeps the creation-order and reset-token indexes
+/// in step with it.
 fn put_user(tx: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let old_reset = get_user(tx, &user.id)?.and_then(|u| u.reset);
     let bytes = serde_json::to_vec(user)?;
     tx.open_table(USERS)?
         .insert(user.id.as_str(), bytes.as_slice())?;
+    tx.open_table(BY_CREATION)?
+        .insert((user.created_at, user.id.as_str()), ())?;
+    let new_reset = user.reset.as_ref().map(|r| r.hash.as_str());
+    let old_reset = old_reset.as_ref().map(|r| r.hash.as_str());
+    if old_reset != new_reset {
+        let mut resets = tx.open_table(RESETS)?;
+        if let Some(old) = old_reset {
+            resets.remove(old)?;
+        }
+        if let Some(new) = new_reset {
+            resets.insert(new, user.id.as_str())?;
+        }
+    }
     Ok(())
+}
+
+/// The user with this email, in a write transaction.
+fn user_in(tx: &WriteTransaction, email: &str) -> Result<User, StoreError> {
+    let no_such = || StoreError::NoSuchUser(email.to_string());
+    let id = match tx.open_table(EMAILS)?.get(email)? {
+        Some(id) => id.value().to_string(),
+        None => return Err(no_such()),
+    };
+    get_user(tx, &id)?.ok_or_else(no_such)
+}
+
+/// Revokes every session of the user not revoked yet; with `expire`, also
+/// makes every session expire then (so the purge deletes it after the
+/// grace). Returns the sessions it revoked.
+fn revoke_all(
+    tx: &WriteTransaction,
+    user_id: &str,
+    expire: Option<u64>,
+) -> Result<Vec<String>, StoreError> {
+    let sids: Vec<String> = tx
+        .open_multimap_table(USER_SESSIONS)?
+        .get(user_id)?
+        .map(|sid| sid.map(|s| s.value().to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut revoked = Vec::new();
+    for sid in sids {
+        let Some(mut s) = get_session(tx, &sid)? else {
+            continue;
+        };
+        let expires_at = expire.map_or(s.expires_at, |at| s.expires_at.min(at));
+        if s.revoked && s.expires_at == expires_at {
+            continue;
+        }
+        if !s.revoked {
+            revoked.push(sid.clone());
+        }
+        s.revoked = true;
+        s.expires_at = expires_at;
+        put_session(tx, &sid, &s)?;
+    }
+    Ok(revoked)
+}
+
+/// Stores written before the creation-order index get it built once.
+fn index_creation_order(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let users = tx.open_table(USERS)?;
+    let mut order = tx.open_table(BY_CREATION)?;
+    if order.len()? == users.len()? {
+        return Ok(());
+    }
+    for entry in users.iter()? {
+        let user: User = serde_json::from_slice(entry?.1.value())?;
+        order.insert((user.created_at, user.id.as_str()), ())?;
+    }
+    Ok(())
+}
+
+/// Is `hash` this user's outstanding reset token, still valid?
+fn resettable(user: &User, hash: &str, now: u64) -> bool {
+    !user.disabled
+        && user
+            .reset
+            .as_ref()
+            .is_some_and(|r| r.hash == hash && now < r.expires_at)
 }
 
 fn get_session(tx: &WriteTransaction, sid: &str) -> Result<Option<Session>, StoreError> {
@@ -373,6 +546,7 @@ mod tests {
             scopes: vec![],
             disabled: false,
             created_at: 1,
+            reset: None,
         }
     }
 
@@ -382,7 +556,13 @@ mod tests {
             refresh_jti: jti.into(),
             revoked: false,
             expires_at,
+            created_at: 0,
+            refreshed_at: None,
         }
+    }
+
+    fn first(sid: &str, s: Session) -> Option<Listed> {
+        Some((sid.to_string(), s))
     }
 
     #[test]
@@ -390,11 +570,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("d/users.redb")).unwrap();
         let a = user("a@x.io");
-        store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
+        store
+            .create_user(&a, first("s1", session(&a, "j", 100)).as_ref())
+            .unwrap();
         let b = user("a@x.io");
-        let err = store.create_user(&b, "s2", &session(&b, "j", 100));
+        let err = store.create_user(&b, first("s2", session(&b, "j", 100)).as_ref());
         assert!(matches!(err, Err(StoreError::EmailTaken)));
-        assert_eq!(store.users().unwrap(), vec![a.clone()]);
+        assert_eq!(store.users_page(None, 10, None).unwrap(), vec![a.clone()]);
         assert_eq!(store.user_by_email("a@x.io").unwrap(), Some(a));
     }
 
@@ -403,7 +585,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
-        store.create_user(&a, "s", &session(&a, "j1", 100)).unwrap();
+        store
+            .create_user(&a, first("s", session(&a, "j1", 100)).as_ref())
+            .unwrap();
         let r = store.rotate("s", &a.id, "j1", "j2", 200, 10).unwrap();
         assert_eq!(r, Presented::Current(a.clone()));
         assert_eq!(
@@ -424,13 +608,13 @@ mod tests {
         let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
         store
-            .create_user(&a, "old", &session(&a, "j", 100))
+            .create_user(&a, first("old", session(&a, "j", 100)).as_ref())
             .unwrap();
         store.start_session("new", &session(&a, "k", 1000)).unwrap();
         assert!(store.purge_expired(150, 60).unwrap().is_empty());
         assert_eq!(store.purge_expired(161, 60).unwrap(), ["old"]);
         assert!(store.session_live("new", 161).unwrap());
-        assert_eq!(store.session_count("a@x.io", 161).unwrap(), 1);
+        assert_eq!(store.user_sessions("a@x.io", 161).unwrap().1.len(), 1);
     }
 
     #[test]
@@ -457,7 +641,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
         let a = user("a@x.io");
-        store.create_user(&a, "s1", &session(&a, "j", 100)).unwrap();
+        store
+            .create_user(&a, first("s1", session(&a, "j", 100)).as_ref())
+            .unwrap();
         store.start_session("s2", &session(&a, "k", 100)).unwrap();
         let (u, revoked) = store
             .update_user("a@x.io", true, |u| u.disabled = true)
@@ -471,5 +657,115 @@ mod tests {
             store.rotate("s1", &a.id, "j", "j2", 200, 10).unwrap(),
             Presented::Dead
         );
+    }
+
+    #[test]
+    fn users_page_in_creation_order_with_a_cursor_and_a_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let mut made = Vec::new();
+        for (i, email) in ["c@x.io", "a@y.io", "b@x.io", "d@y.io", "e@x.io"]
+            .iter()
+            .enumerate()
+        {
+            let mut u = user(email);
+            u.created_at = 10 + (i as u64) / 2;
+            store.create_user(&u, None).unwrap();
+            made.push(u);
+        }
+        made.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.users_page(after.as_ref(), 2, None).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(Cursor::after);
+            seen.extend(page);
+        }
+        assert_eq!(seen, made);
+        let xs = store.users_page(None, 10, Some("@x.")).unwrap();
+        assert_eq!(xs.len(), 3);
+        assert!(xs.iter().all(|u| u.email.ends_with("@x.io")));
+    }
+
+    #[test]
+    fn a_deleted_user_frees_the_email_and_keeps_its_sessions_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store
+            .create_user(&a, first("s1", session(&a, "j", 1000)).as_ref())
+            .unwrap();
+        assert_eq!(store.delete_user("a@x.io", 50).unwrap(), ["s1"]);
+        assert!(matches!(
+            store.delete_user("a@x.io", 50),
+            Err(StoreError::NoSuchUser(_))
+        ));
+        assert!(!store.email_taken("a@x.io").unwrap());
+        assert_eq!(store.revoked_sessions().unwrap(), ["s1"]);
+        // Purged once the grace after the deletion has passed.
+        assert!(store.purge_expired(100, 60).unwrap().is_empty());
+        assert_eq!(store.purge_expired(111, 60).unwrap(), ["s1"]);
+        let again = user("a@x.io");
+        store.create_user(&again, None).unwrap();
+        assert!(store.users_page(None, 10, None).unwrap() == vec![again]);
+    }
+
+    #[test]
+    fn a_reset_token_is_single_use_superseded_and_voided_by_disabling() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store
+            .create_user(&a, first("s1", session(&a, "j", 1000)).as_ref())
+            .unwrap();
+        let ticket = |h: &str| {
+            Some(crate::identity::records::ResetTicket {
+                hash: h.into(),
+                expires_at: 100,
+            })
+        };
+        store
+            .update_user("a@x.io", false, move |u| u.reset = ticket("h1"))
+            .unwrap();
+        store
+            .update_user("a@x.io", false, move |u| u.reset = ticket("h2"))
+            .unwrap();
+        assert_eq!(store.user_by_reset("h1", 10).unwrap(), None);
+        assert!(store.confirm_reset("h1", "new", 10).unwrap().is_none());
+        assert!(store.user_by_reset("h2", 100).unwrap().is_none(), "expired");
+        let (u, revoked) = store.confirm_reset("h2", "new", 10).unwrap().unwrap();
+        assert_eq!(
+            (u.password_hash.as_str(), revoked.as_slice()),
+            ("new", &["s1".to_string()][..])
+        );
+        assert!(
+            store.confirm_reset("h2", "newer", 11).unwrap().is_none(),
+            "used"
+        );
+        store
+            .update_user("a@x.io", false, move |u| u.reset = ticket("h3"))
+            .unwrap();
+        store.update_user("a@x.io", true, User::disable).unwrap();
+        assert!(store.user_by_reset("h3", 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_session_is_revoked_only_for_its_own_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let (a, b) = (user("a@x.io"), user("b@x.io"));
+        store
+            .create_user(&a, first("sa", session(&a, "j", 1000)).as_ref())
+            .unwrap();
+        store
+            .create_user(&b, first("sb", session(&b, "k", 1000)).as_ref())
+            .unwrap();
+        assert!(!store.revoke_session("a@x.io", "sb", 10).unwrap());
+        assert!(store.revoke_session("a@x.io", "sa", 10).unwrap());
+        assert!(!store.revoke_session("a@x.io", "sa", 10).unwrap());
+        assert!(store.session_live("sb", 10).unwrap());
     }
 }

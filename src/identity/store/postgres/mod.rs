@@ -19,10 +19,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
 use tokio_postgres::{Row, Transaction};
 
-use super::{Presentation, Presented, StoreError};
+use super::{Cursor, Presentation, Presented, StoreError};
 use crate::auth::Revoked;
 use crate::config::PostgresUrl;
-use crate::identity::records::{Session, User};
+use crate::identity::records::{Listed, ResetTicket, Session, User};
 
 use feed::Feed;
 
@@ -40,8 +40,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// deletes them all).
 const ATTEMPTS_KEPT_MS: i64 = 7 * 86_400_000;
 
-const USER_COLUMNS: &str =
-    "id, email, first_name, last_name, password_hash, scopes, disabled, created_at";
+const USER_COLUMNS: &str = "id, email, first_name, last_name, password_hash, scopes, disabled, \
+     created_at, reset_hash, reset_expires_at";
 
 /// Whether the database answers: `/readyz`, `gateway_store_up`.
 #[derive(Default)]
@@ -199,18 +199,15 @@ impl PgStore {
         self.pool.get().await.map_err(pool_error)
     }
 
-    pub async fn create_user(
-        &self,
-        user: &User,
-        sid: &str,
-        session: &Session,
-    ) -> Result<(), StoreError> {
+    pub async fn create_user(&self, user: &User, first: Option<&Listed>) -> Result<(), StoreError> {
+        let reset = user.reset.as_ref();
         in_tx!(self, |tx| {
             let inserted = tx
                 .execute(
                     &format!(
                         "INSERT INTO gateway_users ({USER_COLUMNS})
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                             ON CONFLICT DO NOTHING"
                     ),
                     &[
                         &user.id,
@@ -221,6 +218,8 @@ impl PgStore {
                         &user.scopes,
                         &user.disabled,
                         &(user.created_at as i64),
+                        &reset.map(|r| r.hash.as_str()),
+                        &reset.map(|r| r.expires_at as i64),
                     ],
                 )
                 .await
@@ -228,7 +227,10 @@ impl PgStore {
             if inserted == 0 {
                 return Err(StoreError::EmailTaken);
             }
-            insert_session(&tx, sid, session).await
+            match first {
+                Some((sid, session)) => insert_session(&tx, sid, session).await,
+                None => Ok(()),
+            }
         })
     }
 
@@ -263,7 +265,8 @@ impl PgStore {
             let row = tx
                 .query_opt(
                     &format!(
-                        "UPDATE gateway_sessions s SET current_jti = $4, expires_at = $5
+                        "UPDATE gateway_sessions s
+                             SET current_jti = $4, expires_at = $5, refreshed_at = $6
                              FROM gateway_users u
                              WHERE s.sid = $1 AND s.user_id = $2 AND s.current_jti = $3
                                AND NOT s.revoked AND s.expires_at > $6
@@ -346,12 +349,26 @@ impl PgStore {
         })
     }
 
-    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+    pub async fn users_page(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+        filter: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        let (at, id) = (
+            after.map(|c| c.created_at as i64),
+            after.map(|c| c.id.as_str()),
+        );
         on_conn!(self, |c| {
             let rows = c
                 .query(
-                    &format!("SELECT {USER_COLUMNS} FROM gateway_users ORDER BY created_at, email"),
-                    &[],
+                    &format!(
+                        "SELECT {USER_COLUMNS} FROM gateway_users
+                             WHERE ($1::bigint IS NULL OR (created_at, id) > ($1, $2::text))
+                               AND ($3::text IS NULL OR strpos(lower(email), $3) > 0)
+                             ORDER BY created_at, id LIMIT $4"
+                    ),
+                    &[&at, &id, &filter, &(limit as i64)],
                 )
                 .await
                 .map_err(db_error)?;
@@ -359,23 +376,155 @@ impl PgStore {
         })
     }
 
-    pub async fn session_count(&self, email: &str, now: u64) -> Result<usize, StoreError> {
-        on_conn!(self, |c| {
-            let row = c
-                .query_one(
-                    "SELECT count(u.id), count(s.sid) FROM gateway_users u
-                         LEFT JOIN gateway_sessions s
-                           ON s.user_id = u.id AND NOT s.revoked AND s.expires_at > $2
-                         WHERE lower(u.email) = lower($1)",
-                    &[&email, &(now as i64)],
+    pub async fn user_sessions(
+        &self,
+        email: &str,
+        now: u64,
+    ) -> Result<(User, Vec<Listed>), StoreError> {
+        let user = self
+            .user_by_email(email)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+        let rows = on_conn!(self, |c| {
+            c.query(
+                "SELECT sid, current_jti, revoked, expires_at, created_at, refreshed_at
+                     FROM gateway_sessions
+                     WHERE user_id = $1 AND NOT revoked AND expires_at > $2
+                     ORDER BY created_at DESC, sid",
+                &[&user.id, &(now as i64)],
+            )
+            .await
+            .map_err(db_error)
+        })?;
+        let sessions = rows
+            .iter()
+            .map(|r| {
+                let session = Session {
+                    user_id: user.id.clone(),
+                    refresh_jti: r.get(1),
+                    revoked: r.get(2),
+                    expires_at: r.get::<_, i64>(3) as u64,
+                    created_at: r.get::<_, i64>(4) as u64,
+                    refreshed_at: r.get::<_, Option<i64>>(5).map(|t| t as u64),
+                };
+                (r.get(0), session)
+            })
+            .collect();
+        Ok((user, sessions))
+    }
+
+    pub async fn delete_user(&self, email: &str, now: u64) -> Result<Vec<String>, StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    "DELETE FROM gateway_users WHERE lower(email) = lower($1) RETURNING id",
+                    &[&email],
                 )
                 .await
                 .map_err(db_error)?;
-            let (users, live): (i64, i64) = (row.get(0), row.get(1));
-            match users {
-                0 => Err(StoreError::NoSuchUser(email.to_string())),
-                _ => Ok(live as usize),
+            let id: String = row
+                .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?
+                .get(0);
+            // Kept revoked until the purge, which deletes them once every
+            // access token issued from them has expired.
+            let revoked: Vec<String> = tx
+                .query(
+                    "WITH s AS (SELECT sid, revoked FROM gateway_sessions
+                                WHERE user_id = $1 FOR UPDATE)
+                     UPDATE gateway_sessions g
+                         SET revoked = true, expires_at = least(g.expires_at, $2)
+                         FROM s WHERE g.sid = s.sid AND NOT s.revoked
+                         RETURNING g.sid",
+                    &[&id, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tx.execute(
+                "UPDATE gateway_sessions SET expires_at = least(expires_at, $2)
+                     WHERE user_id = $1 AND revoked",
+                &[&id, &(now as i64)],
+            )
+            .await
+            .map_err(db_error)?;
+            announce(&tx, &revoked).await?;
+            Ok(revoked)
+        })
+    }
+
+    pub async fn revoke_session(
+        &self,
+        email: &str,
+        sid: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, |tx| {
+            let user = tx
+                .query_opt(
+                    "SELECT id FROM gateway_users WHERE lower(email) = lower($1)",
+                    &[&email],
+                )
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+            let id: String = user.get(0);
+            let revoked = tx
+                .execute(
+                    "UPDATE gateway_sessions SET revoked = true
+                         WHERE sid = $1 AND user_id = $2 AND NOT revoked AND expires_at > $3",
+                    &[&sid, &id, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            if revoked == 1 {
+                announce(&tx, &[sid.to_string()]).await?;
             }
+            Ok(revoked == 1)
+        })
+    }
+
+    pub async fn user_by_reset(&self, hash: &str, now: u64) -> Result<Option<User>, StoreError> {
+        on_conn!(self, |c| {
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT {USER_COLUMNS} FROM gateway_users
+                             WHERE reset_hash = $1 AND reset_expires_at > $2 AND NOT disabled"
+                    ),
+                    &[&hash, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(user_of))
+        })
+    }
+
+    pub async fn confirm_reset(
+        &self,
+        hash: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE gateway_users
+                             SET password_hash = $2, reset_hash = NULL, reset_expires_at = NULL
+                             WHERE reset_hash = $1 AND reset_expires_at > $3 AND NOT disabled
+                             RETURNING {USER_COLUMNS}"
+                    ),
+                    &[&hash, &password_hash, &(now as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            let Some(user) = row.as_ref().map(user_of) else {
+                return Ok(None);
+            };
+            let revoked = revoke_all(&tx, &user.id).await?;
+            Ok(Some((user, revoked)))
         })
     }
 
@@ -401,9 +550,11 @@ impl PgStore {
                 .map(user_of)
                 .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
             change(&mut user);
+            let reset = user.reset.as_ref();
             tx.execute(
                 "UPDATE gateway_users SET first_name = $2, last_name = $3,
-                         password_hash = $4, scopes = $5, disabled = $6 WHERE id = $1",
+                         password_hash = $4, scopes = $5, disabled = $6,
+                         reset_hash = $7, reset_expires_at = $8 WHERE id = $1",
                 &[
                     &user.id,
                     &user.first_name,
@@ -411,25 +562,16 @@ impl PgStore {
                     &user.password_hash,
                     &user.scopes,
                     &user.disabled,
+                    &reset.map(|r| r.hash.as_str()),
+                    &reset.map(|r| r.expires_at as i64),
                 ],
             )
             .await
             .map_err(db_error)?;
-            let mut revoked = Vec::new();
-            if revoke {
-                revoked = tx
-                    .query(
-                        "UPDATE gateway_sessions SET revoked = true
-                             WHERE user_id = $1 AND NOT revoked RETURNING sid",
-                        &[&user.id],
-                    )
-                    .await
-                    .map_err(db_error)?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                announce(&tx, &revoked).await?;
-            }
+            let revoked = match revoke {
+                true => revoke_all(&tx, &user.id).await?,
+                false => Vec::new(),
+            };
             Ok((user, revoked))
         })
     }
@@ -524,6 +666,16 @@ fn qualified_user_columns() -> String {
 }
 
 fn user_of(row: &Row) -> User {
+    let reset = match (
+        row.get::<_, Option<String>>(8),
+        row.get::<_, Option<i64>>(9),
+    ) {
+        (Some(hash), Some(at)) => Some(ResetTicket {
+            hash,
+            expires_at: at as u64,
+        }),
+        _ => None,
+    };
     User {
         id: row.get(0),
         email: row.get(1),
@@ -533,7 +685,25 @@ fn user_of(row: &Row) -> User {
         scopes: row.get(5),
         disabled: row.get(6),
         created_at: row.get::<_, i64>(7) as u64,
+        reset,
     }
+}
+
+/// Revokes every live session of the user and announces it; returns them.
+async fn revoke_all(tx: &Transaction<'_>, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let revoked: Vec<String> = tx
+        .query(
+            "UPDATE gateway_sessions SET revoked = true
+                 WHERE user_id = $1 AND NOT revoked RETURNING sid",
+            &[&user_id],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    announce(tx, &revoked).await?;
+    Ok(revoked)
 }
 
 async fn insert_session(
@@ -542,14 +712,17 @@ async fn insert_session(
     session: &Session,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO gateway_sessions (sid, user_id, current_jti, revoked, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO gateway_sessions
+             (sid, user_id, current_jti, revoked, expires_at, created_at, refreshed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &sid,
             &session.user_id,
             &session.refresh_jti,
             &session.revoked,
             &(session.expires_at as i64),
+            &(session.created_at as i64),
+            &session.refreshed_at.map(|t| t as i64),
         ],
     )
     .await

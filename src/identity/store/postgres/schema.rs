@@ -9,7 +9,10 @@ use super::super::StoreError;
 use super::db_error;
 
 /// `(version, SQL)`, in order; a released migration is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_users_sessions.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_users_sessions.sql")),
+    (2, include_str!("migrations/0002_sessions_times_resets.sql")),
+];
 
 /// The advisory lock migrations hold (an arbitrary constant: "gateway!").
 const LOCK: i64 = 0x6761_7465_7761_7921;
