@@ -216,7 +216,10 @@ async fn run(
         }
         Action::DeleteUser(email) => {
             let n = accounts.delete(&email).await?;
-            audit(&email.trim().to_lowercase(), &format!("{n} sessions revoked"));
+            audit(
+                &email.trim().to_lowercase(),
+                &format!("{n} sessions revoked"),
+            );
             Ok(no_content())
         }
         Action::GrantScope(email, scope) => {
