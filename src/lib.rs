@@ -25,6 +25,7 @@ pub mod identity;
 pub mod load;
 pub mod ops;
 pub mod proxy;
+pub mod ratelimit;
 pub mod run;
 pub mod telemetry;
 

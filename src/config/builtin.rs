@@ -66,6 +66,7 @@ impl Endpoint {
             timeout: Duration::from_secs(30),
             cors: RouteCors::Inherit,
             upstream_protocol: UpstreamProtocol::Http1,
+            rate_limit: Vec::new(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct Config {
     pub admin: Option<Admin>,
     pub log: Log,
     pub limits: Limits,
+    pub client_ip: ClientIp,
+    /// Named rate-limit policies, in file order.
+    pub rate_limits: Vec<RatePolicy>,
     pub auth: Option<Auth>,
     /// The global CORS policy; `None` adds no CORS headers.
     pub cors: Option<Arc<CorsPolicy>>,
@@ -59,6 +62,71 @@ pub struct Tls {
     pub cert: FileRef,
     /// PEM private key of the chain's first certificate.
     pub key: FileRef,
+}
+
+/// `client_ip` (docs/rate-limits.md): whom to believe about the client's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientIp {
+    /// Peers whose `X-Forwarded-For` (or, with `proxy_protocol`, whose
+    /// PROXY header) names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections on the plain and TLS listeners start with a PROXY header.
+    pub proxy_protocol: bool,
+}
+
+impl ClientIp {
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4
+/// peer) as the IPv4 address it is.
+pub fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `N/s`, `N/m` or `N/h` sustained, at most `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    /// One second, minute or hour.
+    pub per: Duration,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `auth.endpoint_limit` unless the file says otherwise: `{rate: 60/m, burst: 30}`.
+    pub const ENDPOINT_DEFAULT: Rate = Rate {
+        count: 60,
+        per: Duration::from_secs(60),
+        burst: 30,
+    };
+}
+
+/// What a policy's buckets are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    /// The client IP (IPv6 clients by their /64).
+    ClientIp,
+    /// The verified token's `sub`; the client IP without one.
+    Principal,
+    /// That header's value; the client IP without one.
+    Header(http::HeaderName),
+    /// One bucket per route.
+    Route,
+}
+
+/// One named policy of `rate_limits:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatePolicy {
+    pub name: Arc<str>,
+    pub rate: Rate,
+    pub key: LimitKey,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +226,9 @@ pub struct Auth {
     pub leeway: Duration,
     /// How long a password-reset token stays valid; default `DEFAULT_RESET_TTL`.
     pub reset_ttl: Duration,
+    /// Per client IP, each built-in endpoint; `None`: `off`. Default
+    /// `Rate::ENDPOINT_DEFAULT`.
+    pub endpoint_limit: Option<Rate>,
 }
 
 impl Auth {
@@ -355,6 +426,8 @@ pub struct Route {
     pub cors: RouteCors,
     /// HTTP/1.1 (default) or HTTP/2 to the upstream (h2c for `http://`).
     pub upstream_protocol: UpstreamProtocol,
+    /// Names of `rate_limits` policies, each of which must allow a request.
+    pub rate_limit: Vec<Arc<str>>,
 }
 
 impl Route {

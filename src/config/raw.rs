@@ -21,6 +21,69 @@ pub struct Admin {
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
+pub struct ClientIp {
+    pub trusted_proxies: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
+}
+
+/// One policy of `rate_limits:`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rate: String,
+    pub burst: Option<u64>,
+    pub key: Option<String>,
+}
+
+/// `auth.endpoint_limit`: `off` (or `false`), or a rate and burst.
+#[derive(Debug)]
+pub enum EndpointLimit {
+    Off,
+    Rate { rate: String, burst: Option<u64> },
+}
+
+impl<'de> Deserialize<'de> for EndpointLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rate {
+            rate: String,
+            burst: Option<u64>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EndpointLimit;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`off`, or `{ rate: N/m, burst: B }`")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<EndpointLimit, E> {
+                match b {
+                    false => Ok(EndpointLimit::Off),
+                    true => Err(E::custom("give `{ rate: N/m, burst: B }`, or `off`")),
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<EndpointLimit, E> {
+                match s {
+                    "off" => Ok(EndpointLimit::Off),
+                    _ => Err(E::custom(format!(
+                        "expected `off` or `{{ rate: N/m, burst: B }}`, found {s:?}"
+                    ))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndpointLimit, A::Error> {
+                let r = Rate::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(EndpointLimit::Rate {
+                    rate: r.rate,
+                    burst: r.burst,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: Option<LogFormat>,
     pub access: Option<bool>,
@@ -68,6 +131,7 @@ pub struct Auth {
     pub signin_limit: Option<SigninLimit>,
     pub leeway: Option<String>,
     pub password_reset: Option<PasswordReset>,
+    pub endpoint_limit: Option<EndpointLimit>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -110,7 +174,7 @@ pub struct Route {
     pub name: String,
     pub path: String,
     pub methods: Option<Vec<String>>,
-    pub upstream: Option<Upstreams>,
+    pub upstream: Option<OneOrMany>,
     pub echo: Option<bool>,
     pub auth: Option<AuthMode>,
     pub scopes: Option<Vec<String>>,
@@ -118,6 +182,7 @@ pub struct Route {
     pub timeout: Option<String>,
     pub cors: Option<RouteCors>,
     pub upstream_protocol: Option<UpstreamProtocol>,
+    pub rate_limit: Option<OneOrMany>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,23 +201,23 @@ pub enum AuthMode {
     None,
 }
 
-/// `upstream:` is one URL or a list of them.
+/// `upstream:` (URLs) and `rate_limit:` (policy names): one string or a list.
 #[derive(Debug)]
-pub struct Upstreams(pub Vec<String>);
+pub struct OneOrMany(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for Upstreams {
+impl<'de> Deserialize<'de> for OneOrMany {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Upstreams;
+            type Value = OneOrMany;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a URL or a list of URLs")
+                f.write_str("a string or a list of strings")
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Upstreams, E> {
-                Ok(Upstreams(vec![s.to_string()]))
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![s.to_string()]))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Upstreams, A::Error> {
-                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Upstreams)
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrMany, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
             }
         }
         d.deserialize_any(V)

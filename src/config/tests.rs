@@ -598,3 +598,130 @@ fn connection_limits_default_and_are_checked() {
     assert_error(&set("  h2_max_streams: 4294967296\n"), "3:", "out of range");
     assert_error(&set("  max_connections_per_ip: -1\n"), "3:", "");
 }
+
+#[test]
+fn rate_limit_policies_and_client_ip_parse() {
+    let c = parse_str(
+        "listen: 127.0.0.1:3000
+client_ip:
+  trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\"]
+rate_limits:
+  api: { rate: 100/s, burst: 200 }
+  per_user: { rate: 1000/m, key: principal }
+  keyed: { rate: 5/h, key: \"header:X-Api-Key\" }
+  whole: { rate: 10/s, key: route }
+routes:
+  - { name: a, path: /a, echo: true, auth: none, rate_limit: [api, keyed] }
+  - { name: b, path: /b, echo: true, auth: none, rate_limit: whole }
+",
+    )
+    .unwrap();
+    assert_eq!(c.client_ip.trusted_proxies.len(), 3);
+    assert!(c.client_ip.trusts("10.1.2.3".parse().unwrap()));
+    assert!(c.client_ip.trusts("192.0.2.7".parse().unwrap()));
+    assert!(!c.client_ip.trusts("192.0.2.8".parse().unwrap()));
+    let names: Vec<&str> = c.rate_limits.iter().map(|p| &*p.name).collect();
+    assert_eq!(names, ["api", "per_user", "keyed", "whole"]);
+    let api = &c.rate_limits[0];
+    assert_eq!(
+        (api.rate.count, api.rate.per.as_secs(), api.rate.burst),
+        (100, 1, 200)
+    );
+    assert_eq!(api.key, LimitKey::ClientIp);
+    assert_eq!(
+        c.rate_limits[1].rate.burst, 1000,
+        "burst defaults to the count"
+    );
+    assert_eq!(c.rate_limits[1].key, LimitKey::Principal);
+    assert_eq!(
+        c.rate_limits[2].key,
+        LimitKey::Header(http::HeaderName::from_static("x-api-key"))
+    );
+    assert_eq!(c.rate_limits[2].rate.per.as_secs(), 3600);
+    let route_names = |i: usize| {
+        c.routes[i]
+            .rate_limit
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(route_names(0), ["api", "keyed"]);
+    assert_eq!(route_names(1), ["whole"]);
+}
+
+#[test]
+fn rate_limit_mistakes_are_positioned() {
+    let base = "listen: 127.0.0.1:3000\nrate_limits:\n  api: { rate: 10/s }\n";
+    assert_error(
+        &format!(
+            "{base}routes:\n  - {{ name: a, path: /a, echo: true, auth: none, rate_limit: apx }}\n"
+        ),
+        "5:62",
+        "unknown rate-limit policy \"apx\"",
+    );
+    let errs = errors(&format!(
+        "{base}routes:\n  - {{ name: a, path: /a, echo: true, auth: none, rate_limit: apx }}\n"
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("did you mean `api`")),
+        "{errs:?}"
+    );
+    for (policy, contains) in [
+        ("{ rate: ten/s }", "is not a rate"),
+        ("{ rate: 10/d }", "is not a rate"),
+        ("{ rate: 0/s }", "the count is 1"),
+        ("{ rate: 10/s, burst: 0 }", "burst is 1"),
+        ("{ rate: 10/s, key: user }", "unknown key \"user\""),
+        (
+            "{ rate: 10/s, key: \"header:bad header\" }",
+            "is not a header name",
+        ),
+        ("{ rate: 10/s, per: 1s }", "unknown field `per`"),
+    ] {
+        assert_error(
+            &format!("listen: 127.0.0.1:3000\nrate_limits:\n  p: {policy}\n{ROUTE}"),
+            "3:",
+            contains,
+        );
+    }
+    assert_error(
+        &format!("listen: 127.0.0.1:3000\nclient_ip: {{ proxy_protocol: true }}\n{ROUTE}"),
+        "2:",
+        "needs client_ip.trusted_proxies",
+    );
+    assert_error(
+        &format!(
+            "listen: 127.0.0.1:3000\nclient_ip: {{ trusted_proxies: [10.0.0.0/33] }}\n{ROUTE}"
+        ),
+        "2:",
+        "is not an address or CIDR",
+    );
+    assert_error(
+        &format!("listen: 127.0.0.1:3000\nrate_limits:\n  endpoint: {{ rate: 1/s }}\n{ROUTE}"),
+        "3:3",
+        "`endpoint` is the name",
+    );
+}
+
+#[test]
+fn the_endpoint_limit_is_on_by_default_and_can_be_turned_off() {
+    let with = |auth: &str| {
+        parse_str(&format!(
+            "listen: 127.0.0.1:3000\nauth:\n  store: x.redb\n{auth}{ROUTE}"
+        ))
+        .unwrap()
+        .auth
+        .unwrap()
+        .endpoint_limit
+    };
+    assert_eq!(with(""), Some(Rate::ENDPOINT_DEFAULT));
+    assert_eq!(with("  endpoint_limit: off\n"), None);
+    assert_eq!(with("  endpoint_limit: false\n"), None);
+    let custom = with("  endpoint_limit: { rate: 10/s, burst: 5 }\n").unwrap();
+    assert_eq!((custom.count, custom.burst), (10, 5));
+    assert_error(
+        &format!("listen: 127.0.0.1:3000\nauth:\n  endpoint_limit: on\n{ROUTE}"),
+        "3:",
+        "expected `off`",
+    );
+}

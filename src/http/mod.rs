@@ -11,5 +11,6 @@ pub mod conn;
 pub mod framing;
 pub mod head;
 pub mod headers;
+pub mod proxy_protocol;
 pub mod server;
 pub mod tls;

@@ -20,10 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Limits;
+use crate::config::{ClientIp, Limits};
 use crate::http::admission::{Admitted, Connections, Refusal};
 use crate::http::body::ResponseBody;
 use crate::http::conn::{self, ClockedIo, ConnClock, ConnInfo};
+use crate::http::proxy_protocol;
 use crate::telemetry::log_budget;
 use crate::telemetry::metrics::Metrics;
 
@@ -48,6 +49,9 @@ pub struct Lifecycle {
 /// What the listeners serve: the limits in force, and an answer to each request.
 pub trait Handler: Send + Sync + 'static {
     fn limits(&self) -> Limits;
+
+    /// With `client_ip.proxy_protocol`: who may send PROXY headers.
+    fn proxy_protocol(&self) -> Option<Arc<ClientIp>>;
 
     /// Where connections refused at accept are counted.
     fn metrics(&self) -> &Metrics;
@@ -89,43 +93,77 @@ pub async fn accept_loop<H: Handler>(
             },
             _ = shutdown.changed() => return,
         };
-        // Refused: dropping the stream closes it before a byte is read.
-        let Some(admitted) = admit(&*gw, &life.connections, client) else {
+        let _ = stream.set_nodelay(true);
+        let (gw, life, transport) = (gw.clone(), life.clone(), transport.clone());
+        let Some(proxy) = gw.proxy_protocol() else {
+            // Refused: dropping the stream closes it before a byte is read.
+            if let Some(admitted) = admit(&*gw, &life.connections, client) {
+                tokio::spawn(start(stream, client, admitted, transport, gw, life));
+            }
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo {
-            client,
-            client_ip: HeaderValue::from_str(&client.ip().to_string())
-                .expect("an IP address is a valid header value"),
-            proto: match transport {
-                Transport::Plain => "http",
-                Transport::Tls(_) => "https",
-            },
-            clock: ConnClock::new(),
-            alive: life.alive.clone(),
-        });
-        let (gw, life) = (gw.clone(), life.clone());
-        match &transport {
-            Transport::Plain => {
-                tokio::spawn(connection(stream, admitted, conn, gw, life));
+        if !proxy.trusts(client.ip()) {
+            if log_budget::CONNECTIONS.allow() {
+                tracing::info!(client = %client, "connection closed: PROXY header from a peer not in client_ip.trusted_proxies");
             }
-            Transport::Tls(acceptor) => {
-                let handshake = acceptor.accept(stream);
-                tokio::spawn(async move {
-                    // The handshake counts against the first head's deadline.
-                    let limit = gw.limits().header_timeout;
-                    match tokio::time::timeout(limit, handshake).await {
-                        Ok(Ok(tls)) => connection(tls, admitted, conn, gw, life).await,
-                        Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
-                            tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) if log_budget::CONNECTIONS.allow() => {
-                            tracing::info!(client = %conn.client, "TLS handshake timed out")
-                        }
-                        Ok(Err(_)) | Err(_) => {}
-                    }
-                });
+            continue;
+        }
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let limit = gw.limits().header_timeout;
+            let read = tokio::time::timeout(limit, proxy_protocol::read(&mut stream)).await;
+            let client = match read {
+                Ok(Ok(carried)) => carried.unwrap_or(client),
+                Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
+                    return tracing::info!(peer = %client, error = %e, "connection closed");
+                }
+                Err(_) if log_budget::CONNECTIONS.allow() => {
+                    return tracing::info!(peer = %client, "connection closed: no PROXY header in time");
+                }
+                Ok(Err(_)) | Err(_) => return,
+            };
+            if let Some(admitted) = admit(&*gw, &life.connections, client) {
+                start(stream, client, admitted, transport, gw, life).await;
+            }
+        });
+    }
+}
+
+/// Serves one admitted connection from `client`: the TLS handshake if
+/// any, then HTTP.
+async fn start<H: Handler>(
+    stream: tokio::net::TcpStream,
+    client: SocketAddr,
+    admitted: Admitted,
+    transport: Transport,
+    gw: Arc<H>,
+    life: Lifecycle,
+) {
+    let conn = Arc::new(ConnInfo {
+        client,
+        client_ip: HeaderValue::from_str(&client.ip().to_string())
+            .expect("an IP address is a valid header value"),
+        proto: match transport {
+            Transport::Plain => "http",
+            Transport::Tls(_) => "https",
+        },
+        clock: ConnClock::new(),
+        alive: life.alive.clone(),
+    });
+    match &transport {
+        Transport::Plain => connection(stream, admitted, conn, gw, life).await,
+        Transport::Tls(acceptor) => {
+            // The handshake counts against the first head's deadline.
+            let limit = gw.limits().header_timeout;
+            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => connection(tls, admitted, conn, gw, life).await,
+                Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
+                    tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
+                }
+                Err(_) if log_budget::CONNECTIONS.allow() => {
+                    tracing::info!(client = %conn.client, "TLS handshake timed out")
+                }
+                Ok(Err(_)) | Err(_) => {}
             }
         }
     }

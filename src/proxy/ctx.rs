@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use crate::ratelimit::Limited;
 use std::time::{Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request};
@@ -36,6 +38,8 @@ pub struct RequestCtx {
     /// route is chosen, then the route's (or a preflight's outcome).
     pub cors: Decoration,
     pub stats: Arc<RequestStats>,
+    /// The rate-limit checks of a limited route, for its headers.
+    pub limited: Option<Limited>,
     method: Method,
     client: SocketAddr,
     start: Instant,
@@ -63,6 +67,7 @@ impl RequestCtx {
             principal: None,
             cors,
             stats: Arc::default(),
+            limited: None,
             method: req.method().clone(),
             client,
             start: Instant::now(),

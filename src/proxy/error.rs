@@ -45,6 +45,9 @@ pub enum GatewayError {
     /// `/readyz` before start-up finished or once shutdown began.
     #[error("not ready: starting or shutting down")]
     NotReady,
+    /// A rate-limit policy of the route refused the request.
+    #[error("rate limit exceeded ({}); retry in {} s", .0.policies.join(", "), .0.retry_after)]
+    RateLimited(crate::ratelimit::Denied),
     /// The admin API without `Authorization: Bearer <admin.token>`.
     #[error("the admin API needs `Authorization: Bearer <admin.token>`")]
     AdminUnauthorized,
@@ -83,6 +86,7 @@ impl GatewayError {
             GatewayError::Upstream(e) => upstream_status(e),
             GatewayError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -114,6 +118,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed(methods) => Extra::Allow(allow(methods)),
             GatewayError::Auth(AuthError::StoreUnavailable) => Extra::RetryAfter(STORE_RETRY_AFTER),
             GatewayError::Auth(e) => Extra::Challenge(challenge(e)),
+            GatewayError::RateLimited(d) => Extra::RetryAfter(d.retry_after),
             GatewayError::AdminUnauthorized => {
                 Extra::Challenge(Cow::Borrowed("Bearer realm=\"admin\""))
             }

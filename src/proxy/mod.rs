@@ -5,6 +5,7 @@
 //! snapshot a request reads; `error` maps every stage's failure to its
 //! response.
 
+pub mod client_ip;
 pub mod cors;
 pub mod ctx;
 pub mod decorate;

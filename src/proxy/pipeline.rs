@@ -13,7 +13,9 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use crate::auth::{AuthError, Principal};
-use crate::config::{AuthMode, Endpoint, Limits, Route, Target, UpstreamProtocol, UpstreamTarget};
+use crate::config::{
+    AuthMode, ClientIp, Endpoint, Limits, Route, Target, UpstreamProtocol, UpstreamTarget,
+};
 use crate::http::body::{self, check_declared_length, ResponseBody};
 use crate::http::conn::ConnInfo;
 use crate::http::head;
@@ -25,12 +27,21 @@ use crate::proxy::error::GatewayError;
 use crate::proxy::route::{self, Match};
 use crate::proxy::state::{Gateway, GatewayState};
 use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
-use crate::proxy::{cors, decorate, echo, rewrite, websocket};
-use crate::telemetry::metrics::Metrics;
+use crate::proxy::{client_ip, cors, decorate, echo, rewrite, websocket};
+use crate::ratelimit::{Limited, Phase, Subject};
+use crate::telemetry::metrics::{Metrics, SigninOutcome};
 
 impl Handler for Gateway {
     fn limits(&self) -> Limits {
         self.state.load().limits
+    }
+
+    fn proxy_protocol(&self) -> Option<Arc<ClientIp>> {
+        let state = self.state.load();
+        state
+            .client_ip
+            .proxy_protocol
+            .then(|| state.client_ip.clone())
     }
 
     fn metrics(&self) -> &Metrics {
@@ -96,6 +107,9 @@ pub async fn handle(
     };
     let mut res = answer.response;
     decorate::response(&mut res, &ctx.request_id, answer.from_upstream);
+    if let Some(limited) = &ctx.limited {
+        limited.decorate(res.headers_mut());
+    }
     cors::decorate(&mut res, &ctx.cors);
     if body::is_headers_only(ctx.method(), res.status()) {
         res.body_mut().headers_only();
@@ -120,10 +134,16 @@ async fn run(
         Preflight::Route(found) => found,
     };
     let route = select(state, ctx, &req, found)?;
-    // Rate limits keyed by the client go here: before the token is verified.
+    // Policies keyed by the client go before the token is verified (a
+    // flood costs no signature check), the principal's after it.
+    let client = state.rate_limits.of(route).map(|policies| {
+        ctx.limited = Some(Limited::new(policies.clone()));
+        client_ip::client_ip(&state.client_ip, conn.client.ip(), req.headers())
+    });
+    limit(gw, ctx, route, &req, client, Phase::BeforeAuth)?;
     let principal = authorize(state, route, req.headers())?;
     ctx.principal = principal.as_ref().map(|p| p.sub.clone());
-    // Rate limits keyed by the principal go here.
+    limit(gw, ctx, route, &req, client, Phase::AfterAuth)?;
     match &route.target {
         Target::Builtin(endpoint) => builtin(state, ctx, *endpoint, req).await,
         Target::Echo => {
@@ -138,6 +158,37 @@ async fn run(
             forward(gw, state, conn, ctx, route, targets, out).await
         }
     }
+}
+
+/// One phase of a limited route's rate limits (`client` is set exactly
+/// when the route is limited).
+fn limit(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    route: &Route,
+    req: &Request<Incoming>,
+    client: Option<std::net::IpAddr>,
+    phase: Phase,
+) -> Result<(), GatewayError> {
+    let (Some(limited), Some(client)) = (ctx.limited.as_mut(), client) else {
+        return Ok(());
+    };
+    let subject = Subject {
+        client,
+        principal: ctx.principal.as_ref(),
+        headers: req.headers(),
+        route: &route.name,
+        builtin: matches!(route.target, Target::Builtin(_)),
+    };
+    limited.check(phase, &subject).map_err(|denied| {
+        for policy in &denied.policies {
+            gw.metrics.rate_limited(&route.name, policy);
+        }
+        if matches!(route.target, Target::Builtin(Endpoint::Signin)) {
+            gw.metrics.signin(SigninOutcome::Throttled);
+        }
+        GatewayError::RateLimited(denied)
+    })
 }
 
 /// A failure's response; our own and the upstream's failures are logged
@@ -275,6 +326,7 @@ fn outgoing(
         proto: conn.proto,
         host,
         request_id: &ctx.request_id,
+        trusted: client_ip::trusts_forwarded(&state.client_ip, conn.client.ip()),
     };
     rewrite::request(&mut parts.headers, &origin);
     if let Some(p) = principal {

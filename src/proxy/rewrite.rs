@@ -15,19 +15,26 @@ pub struct Origin<'a> {
     /// The host the client asked for (`Host`, or the HTTP/2 `:authority`).
     pub host: Option<HeaderValue>,
     pub request_id: &'a HeaderValue,
+    /// The peer is a trusted proxy (`client_ip.trusted_proxies`): it
+    /// terminated TLS in front, so its `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are kept.
+    pub trusted: bool,
 }
 
 /// Rewrites request headers in place, in an order that lets no client header
 /// survive where the gateway sets one.
 pub fn request(h: &mut HeaderMap, origin: &Origin<'_>) {
     let forwarded_for = forwarded_for(h, origin.client_ip);
+    let kept = |name: &HeaderName| origin.trusted.then(|| h.get(name).cloned()).flatten();
+    let (proto, host) = (
+        kept(&headers::X_FORWARDED_PROTO),
+        kept(&headers::X_FORWARDED_HOST),
+    );
     strip(h, Strip::HopByHopAndSpoofed);
     h.insert(&headers::X_FORWARDED_FOR, forwarded_for);
-    h.insert(
-        &headers::X_FORWARDED_PROTO,
-        HeaderValue::from_static(origin.proto),
-    );
-    match origin.host.clone() {
+    let proto = proto.unwrap_or_else(|| HeaderValue::from_static(origin.proto));
+    h.insert(&headers::X_FORWARDED_PROTO, proto);
+    match host.or_else(|| origin.host.clone()) {
         Some(v) => h.insert(&headers::X_FORWARDED_HOST, v),
         None => h.remove(&headers::X_FORWARDED_HOST),
     };
@@ -137,7 +144,31 @@ mod tests {
             proto: "http",
             host: Some(HeaderValue::from_static("gw.example")),
             request_id: id,
+            trusted: false,
         }
+    }
+
+    #[test]
+    fn forwarded_proto_and_host_are_kept_only_from_a_trusted_peer() {
+        let id = HeaderValue::from_static("rid");
+        let sent = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example"),
+        ];
+        let mut h = map(&sent);
+        request(&mut h, &origin(&id));
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "gw.example");
+        let mut h = map(&sent);
+        request(
+            &mut h,
+            &Origin {
+                trusted: true,
+                ..origin(&id)
+            },
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.example");
     }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {

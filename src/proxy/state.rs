@@ -11,12 +11,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::auth::admin_token::AdminKey;
-use crate::config::{Config, CorsPolicy, Endpoint, Limits, Log, Route};
+use crate::config::{ClientIp, Config, CorsPolicy, Endpoint, Limits, Log, Route};
 use crate::http::tls::CertResolver;
 use crate::identity::{Identity, IdentityError, UserStore};
 use crate::load::Loaded;
 use crate::proxy::route::RouteTable;
 use crate::proxy::upstream::Upstreams;
+use crate::ratelimit::RateLimits;
 use crate::telemetry::metrics::Metrics;
 
 pub struct GatewayState {
@@ -33,6 +34,10 @@ pub struct GatewayState {
     pub identity_pending: bool,
     /// `admin.token`: turns on the admin API; a reload may change it.
     pub admin_key: Option<Arc<AdminKey>>,
+    pub client_ip: Arc<ClientIp>,
+    /// The rate-limit policies and their buckets (kept across reloads
+    /// for policies a reload does not change).
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,8 @@ impl GatewayState {
             identity,
             identity_pending,
             admin_key,
+            client_ip: Arc::new(config.client_ip.clone()),
+            rate_limits: RateLimits::build(config, previous.map(|p| &p.rate_limits)),
         })
     }
 }

@@ -54,6 +54,7 @@ pub struct Metrics {
     signins: IntCounterVec,
     reloads: IntCounterVec,
     admin_requests: IntCounterVec,
+    rate_limited: IntCounterVec,
     /// 1 while the user store answers; set by the admin listener at each scrape.
     pub store_up: IntGauge,
 }
@@ -147,8 +148,19 @@ impl Metrics {
                 &["action", "status"],
                 &[],
             ),
+            rate_limited: family(
+                "gateway_rate_limited_total",
+                "Requests refused with 429 by a rate-limit policy, by route and policy",
+                &["route", "policy"],
+                &[],
+            ),
             registry,
         }
+    }
+
+    /// A request `policy` refused on `route`.
+    pub fn rate_limited(&self, route: &str, policy: &str) {
+        self.rate_limited.with_label_values(&[route, policy]).inc();
     }
 
     /// One admin API request (`action` is one of a fixed set of names).

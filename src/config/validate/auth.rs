@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::config::model::{
-    is_scope_token, Algorithm, Auth, PostgresUrl, SigninLimit, SslMode, StoreLocation, TokenKeys,
+    is_scope_token, Algorithm, Auth, PostgresUrl, Rate, SigninLimit, SslMode, StoreLocation,
+    TokenKeys,
 };
 use crate::config::raw;
 
@@ -72,6 +73,13 @@ impl Validator<'_> {
                 a.password_reset.and_then(|p| p.ttl),
                 Auth::DEFAULT_RESET_TTL,
             ),
+            endpoint_limit: match a.endpoint_limit {
+                None => Some(Rate::ENDPOINT_DEFAULT),
+                Some(raw::EndpointLimit::Off) => None,
+                Some(raw::EndpointLimit::Rate { rate, burst }) => {
+                    self.rate("auth.endpoint_limit", &rate, burst)
+                }
+            },
         }
     }
 

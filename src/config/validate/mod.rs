@@ -8,6 +8,7 @@ mod cors;
 mod limits;
 mod listeners;
 mod log;
+mod rate_limits;
 mod routes;
 
 use std::collections::HashSet;
@@ -41,7 +42,16 @@ const STANDARD_METHODS: [Method; 9] = [
 ];
 
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "listen", "tls", "admin", "log", "limits", "auth", "cors", "routes",
+    "listen",
+    "tls",
+    "admin",
+    "log",
+    "limits",
+    "client_ip",
+    "rate_limits",
+    "auth",
+    "cors",
+    "routes",
 ];
 
 /// Builds the config as far as the tree allows, with every error found;
@@ -88,6 +98,8 @@ impl Validator<'_> {
             admin: None,
             log: Log::default(),
             limits: Limits::default(),
+            client_ip: ClientIp::default(),
+            rate_limits: Vec::new(),
             auth: None,
             cors: None,
             routes: Vec::new(),
@@ -129,6 +141,12 @@ impl Validator<'_> {
                         config.limits = self.limits(l);
                     }
                 }
+                "client_ip" => {
+                    if let Some(c) = self.section::<raw::ClientIp>(value, name) {
+                        config.client_ip = self.client_ip(c);
+                    }
+                }
+                "rate_limits" => config.rate_limits = self.rate_limits(value),
                 "auth" => {
                     config.auth = self.section::<raw::Auth>(value, name).map(|a| self.auth(a))
                 }
@@ -165,7 +183,9 @@ impl Validator<'_> {
         }
         match routes {
             None => self.err("", "`routes` is required"),
-            Some(node) => config.routes = self.routes(node, present.contains("auth")),
+            Some(node) => {
+                config.routes = self.routes(node, present.contains("auth"), &config.rate_limits)
+            }
         }
         config
     }

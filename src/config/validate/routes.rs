@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::uri::{Scheme, Uri};
 use http::HeaderValue;
 
-use crate::config::model::{AuthMode, Route, RouteCors, Target, UpstreamTarget};
+use crate::config::model::{AuthMode, RatePolicy, Route, RouteCors, Target, UpstreamTarget};
 use crate::config::raw;
 use crate::config::yaml::{Kind, Node};
 use crate::config::Template;
@@ -15,7 +15,12 @@ use crate::config::Template;
 use super::Validator;
 
 impl Validator<'_> {
-    pub(super) fn routes(&mut self, node: &Node, auth_configured: bool) -> Vec<Route> {
+    pub(super) fn routes(
+        &mut self,
+        node: &Node,
+        auth_configured: bool,
+        policies: &[RatePolicy],
+    ) -> Vec<Route> {
         let Kind::Seq(items) = &node.kind else {
             self.err("routes", "`routes` is a list of routes");
             return Vec::new();
@@ -36,7 +41,7 @@ impl Validator<'_> {
                     format!("duplicate route name {:?}", r.name),
                 );
             }
-            let Some(route) = self.route(r, &path, auth_configured) else {
+            let Some(route) = self.route(r, &path, auth_configured, policies) else {
                 continue;
             };
             if let Some(other) = routes
@@ -56,7 +61,13 @@ impl Validator<'_> {
         routes
     }
 
-    fn route(&mut self, r: raw::Route, path: &str, auth_configured: bool) -> Option<Route> {
+    fn route(
+        &mut self,
+        r: raw::Route,
+        path: &str,
+        auth_configured: bool,
+        policies: &[RatePolicy],
+    ) -> Option<Route> {
         let template = Template::parse(&r.path)
             .map_err(|msg| self.err(&format!("{path}.path"), msg))
             .ok();
@@ -131,6 +142,7 @@ impl Validator<'_> {
             ),
             cors,
             upstream_protocol: r.upstream_protocol.unwrap_or_default(),
+            rate_limit: self.route_policies(path, r.rate_limit, policies),
         })
     }
 
