@@ -20,6 +20,7 @@ mod identity_ops;
 mod keys;
 mod limits;
 mod quickstart;
+mod rate_limits;
 mod reload;
 mod routing;
 mod shutdown;
