@@ -19,6 +19,7 @@ mod identity;
 mod identity_ops;
 mod keys;
 mod limits;
+mod proxy_protocol;
 mod quickstart;
 mod rate_limits;
 mod reload;

@@ -294,8 +294,17 @@ impl Binary {
 
     /// Waits until stderr has a line containing `what`, returning that line.
     pub async fn wait_log(&self, what: &str) -> String {
+        self.wait_line(what, Self::stderr).await
+    }
+
+    /// The same on stdout (the access log).
+    pub async fn wait_log_stdout(&self, what: &str) -> String {
+        self.wait_line(what, Self::stdout).await
+    }
+
+    async fn wait_line(&self, what: &str, text: fn(&Binary) -> String) -> String {
         let line = || {
-            self.stderr()
+            text(self)
                 .lines()
                 .find(|l| l.contains(what))
                 .map(str::to_string)
@@ -304,7 +313,7 @@ impl Binary {
             std::future::ready(line().is_some())
         })
         .await;
-        assert!(came, "no log line with {what:?} in:\n{}", self.stderr());
+        assert!(came, "no log line with {what:?} in:\n{}", text(self));
         line().unwrap()
     }
 }
