@@ -426,6 +426,23 @@ def report(manifest_path, meta_path, outdir):
                    f"{fmt_ratio(d['gateway_over_nginx_cpu'])} |")
     out.append("")
 
+    if any(get(scen, "limited", "rps") for scen in scenarios):
+        out.append("## The rate limiter")
+        out.append("")
+        out.append("`limited` is the gateway with a per-client policy on the route so generous it never")
+        out.append("refuses: what checking a limit costs a request that passes.")
+        out.append("")
+        out.append("| scenario | limited / gateway req/s | CPU per request, limited / gateway |")
+        out.append("|---|---:|---:|")
+        for scen in scenarios:
+            lim, gw = get(scen, "limited", "rps"), get(scen, "gateway", "rps")
+            lim_cpu, gw_cpu = get(scen, "limited", "cpu_us"), get(scen, "gateway", "cpu_us")
+            derived[scen]["limited_over_gateway_rps"] = lim / gw if lim and gw else None
+            derived[scen]["limited_over_gateway_cpu"] = lim_cpu / gw_cpu if lim_cpu and gw_cpu else None
+            out.append(f"| {scen} | {fmt_ratio(derived[scen]['limited_over_gateway_rps'])} | "
+                       f"{fmt_ratio(derived[scen]['limited_over_gateway_cpu'])} |")
+        out.append("")
+
     out.append("## Every run")
     out.append("")
     out.append("Busy % of the proxy CPU and of the load CPU (wrk + bare upstream) during")

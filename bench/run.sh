@@ -30,7 +30,7 @@ WARMUP="${BENCH_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64 256}"
 THREADS="${BENCH_THREADS:-1}"
 ROUNDS="${BENCH_ROUNDS:-3}"
-CONTENDERS="${BENCH_CONTENDERS:-upstream gateway nginx${GATEWAY_PREV_BIN:+ previous}}"
+CONTENDERS="${BENCH_CONTENDERS:-upstream gateway limited nginx${GATEWAY_PREV_BIN:+ previous}}"
 BUILD="${BENCH_BUILD:-auto}"
 GATEWAY_BIN="${GATEWAY_BIN:-$ROOT/target/release/gateway}"
 case "$GATEWAY_BIN" in /*) ;; *) GATEWAY_BIN="$PWD/$GATEWAY_BIN" ;; esac # the gateway runs in a temp dir
@@ -194,8 +194,10 @@ EOF
     wait_ready nginx "$STARTED_PID" "$port"
 }
 
-# The gateway's bench config: one `auth: none` route to the bare upstream.
-gateway_yaml() { # port
+# The gateway's bench config: one `auth: none` route to the bare upstream;
+# with `limited`, under a per-client rate limit so generous it never refuses
+# (what the limiter costs a request that passes it).
+gateway_yaml() { # port [limited]
     cat <<EOF
 listen: 127.0.0.1:$1
 log: { access: false }
@@ -204,6 +206,11 @@ routes:
     path: $BENCH_PATH
     upstream: http://127.0.0.1:$UPSTREAM_PORT
     auth: none
+EOF
+    [ -z "${2:-}" ] || cat <<EOF
+    rate_limit: generous
+rate_limits:
+  generous: { rate: 1000000000/s, key: client_ip }
 EOF
 }
 
@@ -249,14 +256,19 @@ YAML
 }
 
 # The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
-start_gateway() { # port [binary name]
+start_gateway() { # port [binary name [limited]]
     local port="$1" bin="${2:-$GATEWAY_BIN}" name="${3:-gateway}"
-    gateway_yaml "$port" >"$TMP/$name.yaml"
+    gateway_yaml "$port" ${4:+limited} >"$TMP/$name.yaml"
     ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
         "$bin" serve --config "$TMP/$name.yaml" ) >"$TMP/$name.log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
     wait_ready "$name" "$STARTED_PID" "$port"
+}
+
+# The same gateway with a generous rate limit on the bench route.
+start_limited() { # port
+    start_gateway "$1" "$GATEWAY_BIN" limited limited
 }
 
 # An older build (GATEWAY_PREV_BIN), with the same config and pinning.
@@ -360,7 +372,7 @@ main() {
         log "CPU use before start: $busy"
     fi
     for who in $CONTENDERS; do
-        if [ "$who" = gateway ] && ! ensure_gateway_bin; then
+        if [[ "$who" = gateway || "$who" = limited ]] && ! ensure_gateway_bin; then
             notes+=("gateway binary missing: gateway not measured")
             continue
         fi

@@ -65,6 +65,7 @@ auth:
   access_token: { secret: "$ACCESS_SECRET", ttl: 15m }
   refresh_token: { secret: "$REFRESH_SECRET", ttl: 7d }
   bcrypt_cost: 4
+  endpoint_limit: off
   cache_ttl: 30s
   signin_limit: { failures: 5, window: 1m }
 routes:

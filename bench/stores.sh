@@ -46,6 +46,7 @@ ${3:-}
 log: { access: false }
 auth:
   store: "$2"
+  endpoint_limit: off   # load from one client IP; the limit would refuse it
   bcrypt_cost: 4
   access_token: { secret: "$SECRET" }
   refresh_token: { secret: "bench-refresh-secret-0123456789abcdef" }
