@@ -172,6 +172,8 @@ impl RateLimits {
         match &route.target {
             Target::Builtin(e) if *e == crate::config::Endpoint::Jwks => None,
             Target::Builtin(_) => self.endpoint.as_ref(),
+            // Most routes have no limit: no lookup for them.
+            _ if route.rate_limit.is_empty() => None,
             _ => self.routes.get(&route.name),
         }
     }
