@@ -10,7 +10,8 @@
 # upstream, one worker, under valgrind. After a warm-up (pooled upstream
 # connections open) the counters are zeroed, INSTR_REQUESTS (8000) GETs go
 # over INSTR_CONNS (16) keep-alive connections, one in flight on each, and
-# the count is divided by the requests. INSTR_ROUTE=authed measures the
+# the count is divided by the requests. INSTR_ROUTE=limited measures run.sh's
+# route under its generous rate limit; INSTR_ROUTE=authed measures the
 # authorizer's route instead (authz.sh's config, one valid token, cached
 # after the warm-up). Output: a table on stdout and, per
 # binary, its 60 costliest functions (inclusive) in
@@ -49,6 +50,10 @@ case "$ROUTE" in
         gateway_yaml "$GW_PORT" >"$TMP/gw/gateway.yaml"
         LOAD_PATH="$BENCH_PATH"
         ;;
+    limited)
+        gateway_yaml "$GW_PORT" limited >"$TMP/gw/gateway.yaml"
+        LOAD_PATH="$BENCH_PATH"
+        ;;
     authed)
         authz_yaml "$GW_PORT" "$TMP/gw/store" 100000 >"$TMP/gw/gateway.yaml"
         LOAD_PATH="/authed$BENCH_PATH"
@@ -56,7 +61,7 @@ case "$ROUTE" in
         FIXED_LOAD_TOKEN="$(cat "$TMP/token.txt")"
         export FIXED_LOAD_TOKEN
         ;;
-    *) die "INSTR_ROUTE is none or authed" ;;
+    *) die "INSTR_ROUTE is none, limited or authed" ;;
 esac
 
 rows=()

@@ -36,50 +36,18 @@ pub struct RateLimit {
 }
 
 /// `auth.endpoint_limit`: `off` (or `false`), or a rate and burst.
-#[derive(Debug)]
-pub enum EndpointLimit {
-    Off,
-    Rate { rate: String, burst: Option<u64> },
+pub type EndpointLimit = OffOr<EndpointRate>;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointRate {
+    pub rate: String,
+    pub burst: Option<u64>,
 }
 
-impl<'de> Deserialize<'de> for EndpointLimit {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Rate {
-            rate: String,
-            burst: Option<u64>,
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = EndpointLimit;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("`off`, or `{ rate: N/m, burst: B }`")
-            }
-            fn visit_bool<E: de::Error>(self, b: bool) -> Result<EndpointLimit, E> {
-                match b {
-                    false => Ok(EndpointLimit::Off),
-                    true => Err(E::custom("give `{ rate: N/m, burst: B }`, or `off`")),
-                }
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<EndpointLimit, E> {
-                match s {
-                    "off" => Ok(EndpointLimit::Off),
-                    _ => Err(E::custom(format!(
-                        "expected `off` or `{{ rate: N/m, burst: B }}`, found {s:?}"
-                    ))),
-                }
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndpointLimit, A::Error> {
-                let r = Rate::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(EndpointLimit::Rate {
-                    rate: r.rate,
-                    burst: r.burst,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
+impl Described for EndpointRate {
+    const WHAT: &'static str = "`{ rate: N/m, burst: B }`";
+    const WHEN_TRUE: &'static str = "give `{ rate: N/m, burst: B }`, or `off`";
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -225,38 +193,55 @@ impl<'de> Deserialize<'de> for OneOrMany {
 }
 
 /// A route's `cors:` is `off`/`false`, or a policy replacing the global one.
-#[derive(Debug)]
-pub enum RouteCors {
-    Off,
-    Policy(Cors),
+pub type RouteCors = OffOr<Cors>;
+
+impl Described for Cors {
+    const WHAT: &'static str = "a policy mapping";
+    const WHEN_TRUE: &'static str =
+        "`cors: true` is ambiguous; give a policy mapping, or leave the key out to use the global policy";
 }
 
-impl<'de> Deserialize<'de> for RouteCors {
+/// What a mapping that may also be `off` is called in errors.
+pub trait Described {
+    const WHAT: &'static str;
+    /// The error for `true`, which turns nothing on by itself.
+    const WHEN_TRUE: &'static str;
+}
+
+/// `off` (or `false`), or a mapping `T`.
+#[derive(Debug)]
+pub enum OffOr<T> {
+    Off,
+    On(T),
+}
+
+impl<'de, T: Deserialize<'de> + Described> Deserialize<'de> for OffOr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RouteCors;
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Described> Visitor<'de> for V<T> {
+            type Value = OffOr<T>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("`off`, `false`, or a CORS policy mapping")
+                write!(f, "`off`, `false`, or {}", T::WHAT)
             }
-            fn visit_bool<E: de::Error>(self, b: bool) -> Result<RouteCors, E> {
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<OffOr<T>, E> {
                 match b {
-                    false => Ok(RouteCors::Off),
-                    true => Err(E::custom("`cors: true` is ambiguous; give a policy mapping, or leave the key out to use the global policy")),
+                    false => Ok(OffOr::Off),
+                    true => Err(E::custom(T::WHEN_TRUE)),
                 }
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<RouteCors, E> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OffOr<T>, E> {
                 match s {
-                    "off" => Ok(RouteCors::Off),
+                    "off" => Ok(OffOr::Off),
                     _ => Err(E::custom(format!(
-                        "expected `off` or a policy mapping, found {s:?}"
+                        "expected `off` or {}, found {s:?}",
+                        T::WHAT
                     ))),
                 }
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RouteCors, A::Error> {
-                Cors::deserialize(de::value::MapAccessDeserializer::new(map)).map(RouteCors::Policy)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OffOr<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(OffOr::On)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }

@@ -53,8 +53,12 @@ pub struct Policy {
     gcra: Gcra,
     epoch: Instant,
     buckets: Cache<BucketKey, Arc<AtomicU64>>,
-    /// This policy's member of `RateLimit-Policy`.
+    /// This policy's member of `RateLimit-Policy`, as text and as the
+    /// whole header value when it is the only one (the common case).
     member: String,
+    member_value: HeaderValue,
+    /// `"<name>";r=`: the start of its `RateLimit` member.
+    state_prefix: String,
 }
 
 impl Policy {
@@ -65,7 +69,11 @@ impl Policy {
             def.rate.count,
             def.rate.per.as_secs()
         );
+        let member_value =
+            HeaderValue::from_str(&member).expect("policy names are header-safe (validated)");
         Policy {
+            member_value,
+            state_prefix: format!("\"{}\";r=", def.name),
             gcra: Gcra::new(def.rate),
             epoch: Instant::now(),
             buckets: Cache::builder()
@@ -282,31 +290,63 @@ impl Limited {
     pub fn decorate(&self, h: &mut HeaderMap) {
         h.remove(&RATELIMIT_POLICY);
         h.remove(&RATELIMIT);
-        let (mut policy, mut state) = (String::new(), String::new());
-        for (p, v) in self.policies.iter().zip(&self.verdicts) {
-            let Some(v) = v else { continue };
-            if !policy.is_empty() {
-                policy.push_str(", ");
+        let evaluated = || {
+            self.policies
+                .iter()
+                .zip(&self.verdicts)
+                .filter_map(|(p, v)| v.map(|v| (p, v)))
+        };
+        let (mut count, mut state) = (0, String::with_capacity(32));
+        let mut only = None;
+        for (p, v) in evaluated() {
+            if count > 0 {
                 state.push_str(", ");
             }
-            policy.push_str(&p.member);
-            let t = match v.remaining {
-                0 => secs_up(v.wait_ns),
-                _ => 0,
-            };
-            state.push_str(&format!("\"{}\";r={};t={t}", p.def.name, v.remaining));
+            count += 1;
+            only = Some(p);
+            state.push_str(&p.state_prefix);
+            push_u64(&mut state, v.remaining);
+            state.push_str(";t=");
+            push_u64(
+                &mut state,
+                if v.remaining == 0 {
+                    secs_up(v.wait_ns)
+                } else {
+                    0
+                },
+            );
         }
-        if policy.is_empty() {
-            return;
-        }
-        if let (Ok(p), Ok(s)) = (
-            HeaderValue::from_str(&policy),
-            HeaderValue::from_str(&state),
-        ) {
-            h.insert(&RATELIMIT_POLICY, p);
-            h.insert(&RATELIMIT, s);
+        let policy = match (count, only) {
+            (0, _) | (_, None) => return,
+            (1, Some(p)) => p.member_value.clone(),
+            _ => {
+                let members: Vec<&str> = evaluated().map(|(p, _)| p.member.as_str()).collect();
+                match HeaderValue::from_str(&members.join(", ")) {
+                    Ok(v) => v,
+                    Err(_) => return,
+                }
+            }
+        };
+        if let Ok(state) = HeaderValue::from_str(&state) {
+            h.insert(&RATELIMIT_POLICY, policy);
+            h.insert(&RATELIMIT, state);
         }
     }
+}
+
+/// Decimal digits without `format!`'s machinery (this runs per response).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// Whole seconds, rounded up.

@@ -75,10 +75,8 @@ impl Validator<'_> {
             ),
             endpoint_limit: match a.endpoint_limit {
                 None => Some(Rate::ENDPOINT_DEFAULT),
-                Some(raw::EndpointLimit::Off) => None,
-                Some(raw::EndpointLimit::Rate { rate, burst }) => {
-                    self.rate("auth.endpoint_limit", &rate, burst)
-                }
+                Some(raw::OffOr::Off) => None,
+                Some(raw::OffOr::On(r)) => self.rate("auth.endpoint_limit", &r.rate, r.burst),
             },
         }
     }

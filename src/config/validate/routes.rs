@@ -122,8 +122,8 @@ impl Validator<'_> {
         }
         let cors = match r.cors {
             None => RouteCors::Inherit,
-            Some(raw::RouteCors::Off) => RouteCors::Off,
-            Some(raw::RouteCors::Policy(c)) => {
+            Some(raw::OffOr::Off) => RouteCors::Off,
+            Some(raw::OffOr::On(c)) => {
                 RouteCors::Policy(Arc::new(self.cors(c, &format!("{path}.cors"))))
             }
         };
