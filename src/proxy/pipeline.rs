@@ -136,7 +136,12 @@ async fn run(
     let route = select(state, ctx, &req, found)?;
     // Policies keyed by the client go before the token is verified (a
     // flood costs no signature check), the principal's after it.
-    let client = state.rate_limits.of(route).map(|policies| {
+    // A built-in endpoint answers a wrong method itself (405): not limited.
+    let limited = state
+        .rate_limits
+        .of(route)
+        .filter(|_| route.allows(req.method()));
+    let client = limited.map(|policies| {
         ctx.limited = Some(Limited::new(policies.clone()));
         client_ip::client_ip(&state.client_ip, conn.client.ip(), req.headers())
     });

@@ -271,6 +271,12 @@ async fn the_built_in_endpoints_are_limited_each_on_its_own() {
     let gw = Gateway::start(yaml).await;
     let c = gw.client();
     let wrong = json!({"email": "x@example.com", "password": "wrong-password-1"});
+    // A wrong method is a 405, never limited nor counted.
+    for _ in 0..5 {
+        let r = c.get("/signin").send().await;
+        r.assert_error(405);
+        assert_eq!(r.header("ratelimit"), None);
+    }
     for _ in 0..2 {
         let r = post(&c, "/signin", &wrong).await;
         assert_eq!(r.status, 401);
