@@ -725,3 +725,21 @@ fn the_endpoint_limit_is_on_by_default_and_can_be_turned_off() {
         "expected `off`",
     );
 }
+
+#[test]
+fn a_route_on_a_built_in_path_is_an_error_naming_both() {
+    let yaml = |auth: &str| {
+        format!(
+            "listen: 127.0.0.1:3000\n{auth}routes:\n  - {{ name: mine, path: /signin, echo: true, auth: none }}\n"
+        )
+    };
+    assert_error(
+        &yaml("auth:\n  store: x.redb\n"),
+        "5:",
+        "route \"mine\" has the path of the built-in endpoint /signin",
+    );
+    // Without `auth` there is no endpoint there, and templates may cover one.
+    assert!(parse_str(&yaml("")).is_ok());
+    let template = "listen: 127.0.0.1:3000\nauth:\n  store: x.redb\nroutes:\n  - { name: any, path: \"/{x}\", echo: true, auth: none }\n";
+    assert!(parse_str(template).is_ok());
+}

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use http::uri::{Scheme, Uri};
 use http::HeaderValue;
 
-use crate::config::model::{AuthMode, RatePolicy, Route, RouteCors, Target, UpstreamTarget};
+use crate::config::model::{
+    AuthMode, Endpoint, RatePolicy, Route, RouteCors, Target, UpstreamTarget,
+};
 use crate::config::raw;
 use crate::config::yaml::{Kind, Node};
 use crate::config::Template;
@@ -71,6 +73,21 @@ impl Validator<'_> {
         let template = Template::parse(&r.path)
             .map_err(|msg| self.err(&format!("{path}.path"), msg))
             .ok();
+        // The built-in endpoint would answer there, never this route.
+        if let Some(e) = Endpoint::ALL
+            .into_iter()
+            .find(|e| auth_configured && e.path() == r.path)
+        {
+            self.err(
+                &format!("{path}.path"),
+                format!(
+                    "route {:?} has the path of the built-in endpoint {} ({}); the endpoint would answer there, never the route",
+                    r.name,
+                    e.path(),
+                    e.route_name()
+                ),
+            );
+        }
         let methods = r
             .methods
             .map(|m| self.methods(&format!("{path}.methods"), &m));
