@@ -62,7 +62,7 @@ pub enum UsersCommand {
 pub enum CliError {
     #[error("no user with email {0}")]
     NoSuchUser(String),
-    #[error("{}", chain(.0))]
+    #[error("{}", crate::proxy::error::chain(.0))]
     Account(#[from] AccountError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -103,12 +103,27 @@ pub async fn run(config: &Config, auth: &Auth, command: UsersCommand) -> Result<
 
 /// Where the commands go: the store itself, or a running gateway's admin API.
 enum Target {
-    Direct {
-        store: Store,
-        passwords: Passwords,
-        auth: Box<Auth>,
-    },
+    Direct(Direct),
     Remote(AdminClient),
+}
+
+/// The store itself, and what creating users there needs.
+struct Direct {
+    store: Store,
+    passwords: Passwords,
+    auth: Box<Auth>,
+}
+
+impl Direct {
+    fn accounts(&self) -> Accounts<'_> {
+        Accounts {
+            store: &self.store,
+            passwords: &self.passwords,
+            default_scopes: &self.auth.default_scopes,
+            reset_ttl: self.auth.reset_ttl,
+            revoked: None,
+        }
+    }
 }
 
 impl Target {
@@ -127,11 +142,11 @@ impl Target {
         if let Store::Postgres(pg) = &store {
             pg.connect().await?;
         }
-        Ok(Target::Direct {
+        Ok(Target::Direct(Direct {
             store,
             passwords: Passwords::new(auth.bcrypt_cost)?,
             auth: Box::new(auth.clone()),
-        })
+        }))
     }
 
     async fn run(&self, command: UsersCommand) -> Result<String, CliError> {
@@ -214,27 +229,13 @@ impl Target {
         Ok(out)
     }
 
-    fn accounts<'a>(store: &'a Store, passwords: &'a Passwords, auth: &'a Auth) -> Accounts<'a> {
-        Accounts {
-            store,
-            passwords,
-            default_scopes: &auth.default_scopes,
-            reset_ttl: auth.reset_ttl,
-            revoked: None,
-        }
-    }
-
     /// Every user, in creation order, a page at a time.
     async fn list(&self) -> Result<Vec<UserView>, CliError> {
         const PAGE: usize = 1000;
         let mut all = Vec::new();
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let accounts = Self::accounts(store, passwords, auth);
+            Target::Direct(d) => {
+                let accounts = d.accounts();
                 let mut after = None;
                 loop {
                     let (users, next) = accounts
@@ -269,15 +270,8 @@ impl Target {
 
     async fn show(&self, email: &str) -> Result<UserDetail, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let (u, s) = Self::accounts(store, passwords, auth)
-                    .show(email)
-                    .await
-                    .map_err(CliError::from)?;
+            Target::Direct(d) => {
+                let (u, s) = d.accounts().show(email).await.map_err(CliError::from)?;
                 Ok(UserDetail::of(&u, &s))
             }
             Target::Remote(c) => Ok(c.get(&user_path(email, "")).await?),
@@ -286,12 +280,8 @@ impl Target {
 
     async fn create(&self, new: NewUser) -> Result<UserView, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let accounts = Self::accounts(store, passwords, auth);
+            Target::Direct(d) => {
+                let accounts = d.accounts();
                 let u = accounts.create(new).await.map_err(CliError::from)?;
                 Ok(UserView::from(&u))
             }
@@ -312,14 +302,7 @@ impl Target {
 
     async fn delete(&self, email: &str) -> Result<usize, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => Self::accounts(store, passwords, auth)
-                .delete(email)
-                .await
-                .map_err(CliError::from),
+            Target::Direct(d) => d.accounts().delete(email).await.map_err(CliError::from),
             Target::Remote(c) => {
                 let live = self.show(email).await?.sessions.len();
                 c.send(http::Method::DELETE, &user_path(email, "")).await?;
@@ -331,12 +314,8 @@ impl Target {
     /// Grants (`give`) or revokes the scope; returns the user after.
     async fn grant(&self, email: &str, scope: &str, give: bool) -> Result<UserView, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let accounts = Self::accounts(store, passwords, auth);
+            Target::Direct(d) => {
+                let accounts = d.accounts();
                 let u = match give {
                     true => accounts.grant(email, scope).await,
                     false => accounts.revoke_scope(email, scope).await,
@@ -360,12 +339,8 @@ impl Target {
     /// Revokes every session (`disable`: and disables); returns how many.
     async fn revoke_sessions(&self, email: &str, disable: bool) -> Result<usize, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let accounts = Self::accounts(store, passwords, auth);
+            Target::Direct(d) => {
+                let accounts = d.accounts();
                 let (_, n) = match disable {
                     true => accounts.disable(email).await,
                     false => accounts.revoke_sessions(email).await,
@@ -393,11 +368,8 @@ impl Target {
 
     async fn enable(&self, email: &str) -> Result<(), CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => Self::accounts(store, passwords, auth)
+            Target::Direct(d) => d
+                .accounts()
                 .enable(email)
                 .await
                 .map(|_| ())
@@ -410,12 +382,9 @@ impl Target {
 
     async fn reset(&self, email: &str) -> Result<ResetView, CliError> {
         match self {
-            Target::Direct {
-                store,
-                passwords,
-                auth,
-            } => {
-                let (_, r) = Self::accounts(store, passwords, auth)
+            Target::Direct(d) => {
+                let (_, r) = d
+                    .accounts()
                     .reset_token(email)
                     .await
                     .map_err(CliError::from)?;
@@ -490,16 +459,4 @@ fn status(disabled: bool) -> &'static str {
         true => "disabled",
         false => "active",
     }
-}
-
-/// The error and its causes (a store error's detail is in its source).
-fn chain(e: &AccountError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

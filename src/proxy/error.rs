@@ -171,15 +171,20 @@ impl GatewayError {
 
     /// The failure and its causes, outermost first, for the error log.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            source = s.source();
-        }
-        out
+        chain(self)
     }
+}
+
+/// An error and its causes, outermost first, joined by `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn head_status(e: &HeadError) -> StatusCode {
