@@ -62,7 +62,7 @@ pub enum UsersCommand {
 pub enum CliError {
     #[error("no user with email {0}")]
     NoSuchUser(String),
-    #[error("{}", crate::proxy::error::chain(.0))]
+    #[error("{}", crate::telemetry::logging::error_chain(.0))]
     Account(#[from] AccountError),
     #[error(transparent)]
     Store(#[from] StoreError),

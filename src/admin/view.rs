@@ -2,13 +2,12 @@
 //! what `gateway users` reads back from it, so both print the same things.
 //! A password hash or reset-token hash never enters these.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::records::{Listed, User};
 use crate::identity::store::Cursor;
+pub use crate::identity::view::{rfc3339, SessionView};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -20,15 +19,6 @@ pub struct UserView {
     pub scopes: Vec<String>,
     pub disabled: bool,
     pub created_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView {
-    pub sid: String,
-    pub created_at: String,
-    pub refreshed_at: Option<String>,
-    pub expires_at: String,
 }
 
 /// `GET /admin/users/{email}`: the user and their live sessions.
@@ -72,22 +62,9 @@ impl UserDetail {
     pub fn of(user: &User, sessions: &[Listed]) -> UserDetail {
         UserDetail {
             user: user.into(),
-            sessions: sessions
-                .iter()
-                .map(|(sid, s)| SessionView {
-                    sid: sid.clone(),
-                    created_at: rfc3339(s.created_at),
-                    refreshed_at: s.refreshed_at.map(rfc3339),
-                    expires_at: rfc3339(s.expires_at),
-                })
-                .collect(),
+            sessions: sessions.iter().map(SessionView::from).collect(),
         }
     }
-}
-
-/// UTC, whole seconds, with `Z`.
-pub fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
 /// A page cursor as the API hands it out: opaque to clients.
@@ -128,11 +105,5 @@ mod tests {
         for junk in ["", "%%%", "bm9kb3Q", "LjE", "MTIz", "eC5hYmM", "LTEuYWJj"] {
             assert_eq!(decode_cursor(junk), None, "{junk}");
         }
-    }
-
-    #[test]
-    fn times_are_utc_whole_seconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

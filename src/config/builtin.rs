@@ -12,12 +12,16 @@ use super::model::{AuthMode, Endpoint, Route, RouteCors, Target, UpstreamProtoco
 use super::template::Template;
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Signup,
         Endpoint::Signin,
         Endpoint::RefreshToken,
         Endpoint::Signout,
         Endpoint::Jwks,
+        Endpoint::Sessions,
+        Endpoint::SessionDelete,
+        Endpoint::Password,
+        Endpoint::PasswordReset,
         Endpoint::PasswordResetConfirm,
     ];
 
@@ -28,6 +32,10 @@ impl Endpoint {
             Endpoint::RefreshToken => "/refresh-token",
             Endpoint::Signout => "/signout",
             Endpoint::Jwks => "/.well-known/jwks.json",
+            Endpoint::Sessions => "/sessions",
+            Endpoint::SessionDelete => "/sessions/{sid}",
+            Endpoint::Password => "/password",
+            Endpoint::PasswordReset => "/password-reset",
             Endpoint::PasswordResetConfirm => "/password-reset/confirm",
         }
     }
@@ -40,6 +48,10 @@ impl Endpoint {
             Endpoint::RefreshToken => "builtin:refresh-token",
             Endpoint::Signout => "builtin:signout",
             Endpoint::Jwks => "builtin:jwks",
+            Endpoint::Sessions => "builtin:sessions",
+            Endpoint::SessionDelete => "builtin:session-delete",
+            Endpoint::Password => "builtin:password",
+            Endpoint::PasswordReset => "builtin:password-reset",
             Endpoint::PasswordResetConfirm => "builtin:password-reset-confirm",
         }
     }
@@ -47,20 +59,33 @@ impl Endpoint {
     /// The one method it answers (and `HEAD` for `GET`).
     pub fn method(self) -> Method {
         match self {
-            Endpoint::Jwks => Method::GET,
+            Endpoint::Jwks | Endpoint::Sessions => Method::GET,
+            Endpoint::SessionDelete => Method::DELETE,
             _ => Method::POST,
         }
     }
 
-    /// The route it is served as: no token required (the endpoint reads
-    /// what it needs), the global CORS policy.
+    /// Does it act for the bearer of an access token, verified as on an
+    /// `auth: required` route without scopes?
+    pub fn needs_bearer(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Sessions | Endpoint::SessionDelete | Endpoint::Password
+        )
+    }
+
+    /// The route it is served as: the global CORS policy; a token required
+    /// where it acts for a bearer (the others read what they need).
     pub fn route(self) -> Route {
         Route {
             name: Arc::from(self.route_name()),
             template: Template::parse(self.path()).expect("built-in paths are valid templates"),
             methods: Some(vec![self.method()]),
             target: Target::Builtin(self),
-            auth: AuthMode::None,
+            auth: match self.needs_bearer() {
+                true => AuthMode::Required,
+                false => AuthMode::None,
+            },
             scopes: Vec::new(),
             strip_prefix: None,
             timeout: Duration::from_secs(30),

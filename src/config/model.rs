@@ -226,6 +226,11 @@ pub struct Auth {
     pub leeway: Duration,
     /// How long a password-reset token stays valid; default `DEFAULT_RESET_TTL`.
     pub reset_ttl: Duration,
+    /// Where reset tokens are delivered; `None`: no `POST /password-reset`.
+    pub reset_webhook: Option<ResetWebhook>,
+    /// How long a just-rotated refresh token still gets the current pair
+    /// instead of counting as reuse; default none, at most `MAX_REUSE_INTERVAL`.
+    pub reuse_interval: Duration,
     /// Per client IP, each built-in endpoint; `None`: `off`. Default
     /// `Rate::ENDPOINT_DEFAULT`.
     pub endpoint_limit: Option<Rate>,
@@ -242,6 +247,33 @@ impl Auth {
     pub const DEFAULT_LEEWAY: Duration = Duration::ZERO;
     pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
     pub const DEFAULT_RESET_TTL: Duration = Duration::from_secs(3600);
+    pub const MAX_REUSE_INTERVAL: Duration = Duration::from_secs(60);
+}
+
+/// `auth.password_reset.webhook`: the receiver that mails reset tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResetWebhook {
+    /// `http` or `https`, with a host.
+    pub url: http::Uri,
+    /// Keys the HMAC of each delivery; at least `MIN_SECRET_BYTES`.
+    pub secret: Vec<u8>,
+    /// At most one token per email per interval; zero: no limit.
+    pub resend_interval: Duration,
+}
+
+impl ResetWebhook {
+    pub const MIN_SECRET_BYTES: usize = 32;
+    pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+}
+
+impl std::fmt::Debug for ResetWebhook {
+    // The secret never appears in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetWebhook")
+            .field("url", &self.url)
+            .field("resend_interval", &self.resend_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// RFC 6749 `scope-token`: 1 to 128 of `%x21 / %x23-5B / %x5D-7E` (no
@@ -461,6 +493,14 @@ pub enum Endpoint {
     Signout,
     /// `GET /.well-known/jwks.json`: the public keys of access tokens.
     Jwks,
+    /// `GET /sessions` (bearer): the caller's live sessions.
+    Sessions,
+    /// `DELETE /sessions/{sid}` (bearer): revokes one of them.
+    SessionDelete,
+    /// `POST /password` (bearer): the current password replaced.
+    Password,
+    /// `POST /password-reset`: a reset token mailed through the webhook.
+    PasswordReset,
     /// `POST /password-reset/confirm`: a reset token sets a new password.
     PasswordResetConfirm,
 }

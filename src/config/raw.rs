@@ -106,6 +106,9 @@ pub struct Auth {
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     pub ttl: Option<String>,
+    pub webhook: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub resend_interval: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -116,6 +119,8 @@ pub struct Token {
     pub algorithm: Option<String>,
     pub private_key: Option<String>,
     pub previous_keys: Option<Vec<String>>,
+    /// `refresh_token` only.
+    pub reuse_interval: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -11,7 +11,7 @@ use super::error::AccountError;
 use super::input::{self, check_new_password, Invalid};
 use super::password::Passwords;
 use super::records::{Listed, ResetTicket, User};
-use super::store::{Cursor, Store};
+use super::store::{Cursor, Store, UserRef};
 use super::tokens::new_id;
 use crate::auth::jwt::now_unix;
 use crate::auth::Revoked;
@@ -31,6 +31,19 @@ pub struct ResetToken {
     pub token: String,
     /// Unix seconds.
     pub expires_at: u64,
+}
+
+impl ResetToken {
+    /// A new token valid `ttl` from `now`, and what the store keeps of it.
+    pub fn new(ttl: Duration, now: u64) -> Result<(ResetToken, ResetTicket), AccountError> {
+        let token = reset_token()?;
+        let expires_at = now + ttl.as_secs();
+        let ticket = ResetTicket {
+            hash: reset_hash(&token),
+            expires_at,
+        };
+        Ok((ResetToken { token, expires_at }, ticket))
+    }
 }
 
 pub struct Accounts<'a> {
@@ -67,7 +80,10 @@ impl Accounts<'_> {
 
     /// The user and their live sessions, newest first.
     pub async fn show(&self, email: &str) -> Result<(User, Vec<Listed>), AccountError> {
-        Ok(self.store.user_sessions(normal(email), now_unix()).await?)
+        Ok(self
+            .store
+            .user_sessions(UserRef::Email(normal(email)), now_unix())
+            .await?)
     }
 
     /// Creates the user under the sign-up rules, without a session.
@@ -102,6 +118,7 @@ impl Accounts<'_> {
             disabled: false,
             created_at: now_unix(),
             reset: None,
+            reset_sent_at: None,
         };
         self.store.create_user(user.clone(), None).await?;
         Ok(user)
@@ -153,7 +170,7 @@ impl Accounts<'_> {
     pub async fn revoke_session(&self, email: &str, sid: &str) -> Result<(), AccountError> {
         let revoked = self
             .store
-            .revoke_session(normal(email), sid.to_string(), now_unix())
+            .revoke_session(UserRef::Email(normal(email)), sid.to_string(), now_unix())
             .await?;
         match revoked {
             true => {
@@ -166,12 +183,7 @@ impl Accounts<'_> {
 
     /// A new reset token for the user, superseding any earlier one.
     pub async fn reset_token(&self, email: &str) -> Result<(User, ResetToken), AccountError> {
-        let token = reset_token()?;
-        let expires_at = now_unix() + self.reset_ttl.as_secs();
-        let ticket = ResetTicket {
-            hash: reset_hash(&token),
-            expires_at,
-        };
+        let (token, ticket) = ResetToken::new(self.reset_ttl, now_unix())?;
         let (user, _) = self
             .change(email, false, move |u| {
                 if !u.disabled {
@@ -184,7 +196,7 @@ impl Accounts<'_> {
                 "the user is disabled; enable it before resetting its password".into(),
             ));
         }
-        Ok((user, ResetToken { token, expires_at }))
+        Ok((user, token))
     }
 
     async fn change(

@@ -22,6 +22,12 @@ pub enum AccountError {
     EmailTaken,
     #[error("Wrong credentials")]
     WrongCredentials,
+    /// `POST /password`'s current password is wrong (401 with a challenge).
+    #[error("Wrong credentials")]
+    WrongPassword,
+    /// `POST /password-reset` without `password_reset.webhook`.
+    #[error("no route matches this path")]
+    NotServed,
     #[error("the refresh token is invalid, expired, revoked or already used")]
     RefreshRejected,
     /// Seconds until the sign-in window lets the email try again.

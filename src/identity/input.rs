@@ -52,6 +52,15 @@ impl Fields {
         }
     }
 
+    /// A string field that may be absent (or null).
+    pub fn optional_string(&self, name: &str) -> Result<Option<&str>, Invalid> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Invalid(format!("`{name}` must be a string"))),
+        }
+    }
+
     /// Trimmed and lower-cased; at most 254 bytes, one `@`, a non-empty local
     /// part, a domain with a dot and no empty labels, no whitespace or controls.
     pub fn email(&self) -> Result<String, Invalid> {

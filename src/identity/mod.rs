@@ -11,9 +11,11 @@ pub mod input;
 pub mod keys;
 pub mod password;
 pub mod records;
+pub mod reset_mail;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod view;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,8 @@ pub enum IdentityError {
     Algorithm(&'static str),
     #[error("auth.access_token: {0:?} keys were not loaded from `private_key`")]
     NoKeys(Algorithm),
+    #[error("auth.password_reset.webhook: the system's trusted roots: {0}")]
+    Roots(std::io::Error),
     #[error("auth.store: the database has not been reached yet, and the {0} token key is generated (kept in the database): configure auth.{0}_token.secret, or start the gateway once the database answers")]
     KeyNotReached(&'static str),
 }
@@ -211,6 +215,10 @@ pub struct Identity {
     throttle: Arc<Throttle>,
     default_scopes: Vec<String>,
     reset_ttl: Duration,
+    /// `refresh_token.reuse_interval`, in seconds.
+    reuse_interval: u64,
+    /// Delivers reset tokens; `None`: no `POST /password-reset`.
+    mailer: Option<Arc<reset_mail::ResetMailer>>,
     /// Seconds a session is kept after its refresh token expired: longer
     /// than any access token issued from it lives.
     purge_grace: u64,
@@ -275,6 +283,16 @@ impl Identity {
                 matches!(*users.store, Store::Postgres(_)).then(|| users.store.clone()),
             )),
         };
+        let mailer = match &auth.reset_webhook {
+            None => None,
+            Some(hook) => match previous.and_then(|p| p.mailer.clone()) {
+                Some(m) if m.is(hook, auth.reset_ttl) => Some(m),
+                _ => Some(Arc::new(
+                    reset_mail::ResetMailer::new(hook, auth.reset_ttl, users.store.clone())
+                        .map_err(IdentityError::Roots)?,
+                )),
+            },
+        };
         if previous.is_none() {
             tracing::info!(
                 store = %users.shown,
@@ -292,6 +310,8 @@ impl Identity {
             throttle,
             default_scopes: auth.default_scopes.clone(),
             reset_ttl: auth.reset_ttl,
+            reuse_interval: auth.reuse_interval.as_secs(),
+            mailer,
             purge_grace: auth.access_token.ttl.as_secs() + leeway + 60,
             metrics,
         })

@@ -22,6 +22,10 @@ pub struct User {
     /// The one password-reset token that may still be used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<ResetTicket>,
+    /// Unix seconds: the last reset token made for the webhook to deliver
+    /// (`password_reset.resend_interval` counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_sent_at: Option<u64>,
 }
 
 impl User {
@@ -59,11 +63,32 @@ pub struct Session {
     /// Unix seconds: the last rotation, if any.
     #[serde(default)]
     pub refreshed_at: Option<u64>,
+    /// The `jti` the last rotation replaced: within
+    /// `refresh_token.reuse_interval` of it, not reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_jti: Option<String>,
 }
 
 impl Session {
     pub fn is_live(&self, now: u64) -> bool {
         !self.revoked && now < self.expires_at
+    }
+
+    /// Is `jti` the token the last rotation replaced, presented again
+    /// within `grace` seconds of that rotation?
+    pub fn in_grace(&self, jti: &str, now: u64, grace: u64) -> bool {
+        self.previous_jti.as_deref() == Some(jti)
+            && self
+                .refreshed_at
+                .is_some_and(|at| now < at.saturating_add(grace))
+    }
+
+    /// The current token is replaced by `next_jti`, valid until `expires_at`.
+    pub fn rotate(&mut self, next_jti: &str, expires_at: u64, now: u64) {
+        let replaced = std::mem::replace(&mut self.refresh_jti, next_jti.to_string());
+        self.previous_jti = Some(replaced);
+        self.expires_at = expires_at;
+        self.refreshed_at = Some(now);
     }
 }
 

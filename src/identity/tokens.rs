@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::User;
+use super::records::{Session, User};
 use crate::auth::jwt::{Rules, SignError, SigningKeys};
 
 /// As issued; the authorizer reads them with its own, laxer struct
@@ -92,6 +92,32 @@ impl Tokens {
         refresh_jti: String,
         now: u64,
     ) -> Result<Issued, SignError> {
+        let refresh = (refresh_jti, now, self.refresh_expiry(now));
+        self.pair(user, sid, refresh, now)
+    }
+
+    /// Within `reuse_interval`: a fresh access token, and the session's
+    /// current refresh token made again (its `jti`, `iat` and `exp`).
+    pub fn reissue(
+        &self,
+        user: &User,
+        sid: &str,
+        session: &Session,
+        now: u64,
+    ) -> Result<Issued, SignError> {
+        let iat = session.refreshed_at.unwrap_or(session.created_at);
+        let refresh = (session.refresh_jti.clone(), iat, session.expires_at);
+        self.pair(user, sid, refresh, now)
+    }
+
+    /// The refresh token is `(jti, iat, exp)`.
+    fn pair(
+        &self,
+        user: &User,
+        sid: &str,
+        (jti, iat, exp): (String, u64, u64),
+        now: u64,
+    ) -> Result<Issued, SignError> {
         let access = AccessClaims {
             sub: user.id.clone(),
             email: user.email.clone(),
@@ -109,9 +135,9 @@ impl Tokens {
             sub: user.id.clone(),
             sid: sid.to_string(),
             iss: self.issuer.clone(),
-            iat: now,
-            exp: self.refresh_expiry(now),
-            jti: refresh_jti,
+            iat,
+            exp,
+            jti,
             token_use: "refresh".into(),
         };
         Ok(Issued {
@@ -164,6 +190,7 @@ mod tests {
             disabled: false,
             created_at: 0,
             reset: None,
+            reset_sent_at: None,
         }
     }
 

@@ -126,10 +126,14 @@ impl GatewayError {
                 AccountError::Method(m) => Extra::Allow(m.to_string()),
                 AccountError::Throttled(secs) => Extra::RetryAfter(*secs),
                 AccountError::Unavailable(_) => Extra::RetryAfter(STORE_RETRY_AFTER),
+                AccountError::WrongPassword => {
+                    Extra::Challenge(challenge(&AuthError::MissingToken))
+                }
                 AccountError::BodyTimeout | AccountError::BodyTooLarge(_) => Extra::Close,
                 AccountError::InvalidInput(_)
                 | AccountError::EmailTaken
                 | AccountError::WrongCredentials
+                | AccountError::NotServed
                 | AccountError::RefreshRejected
                 | AccountError::Store(_)
                 | AccountError::Hash(_)
@@ -171,20 +175,8 @@ impl GatewayError {
 
     /// The failure and its causes, outermost first, for the error log.
     pub fn chain(&self) -> String {
-        chain(self)
+        crate::telemetry::logging::error_chain(self)
     }
-}
-
-/// An error and its causes, outermost first, joined by `: `.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn head_status(e: &HeadError) -> StatusCode {
@@ -208,7 +200,8 @@ fn account_status(e: &AccountError) -> StatusCode {
         AccountError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         AccountError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AccountError::EmailTaken => StatusCode::CONFLICT,
-        AccountError::WrongCredentials => StatusCode::UNAUTHORIZED,
+        AccountError::WrongCredentials | AccountError::WrongPassword => StatusCode::UNAUTHORIZED,
+        AccountError::NotServed => StatusCode::NOT_FOUND,
         AccountError::RefreshRejected | AccountError::ResetRejected => StatusCode::FORBIDDEN,
         AccountError::NoSuchUser | AccountError::NoSuchSession => StatusCode::NOT_FOUND,
         AccountError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,

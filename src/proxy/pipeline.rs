@@ -146,11 +146,17 @@ async fn run(
         client_ip::client_ip(&state.client_ip, conn.client.ip(), req.headers())
     });
     limit(gw, ctx, route, &req, client, Phase::BeforeAuth)?;
-    let principal = authorize(state, route, req.headers())?;
+    // A built-in endpoint answers a wrong method (405) before any token.
+    let principal = match route.allows(req.method()) {
+        true => authorize(state, route, req.headers())?,
+        false => None,
+    };
     ctx.principal = principal.as_ref().map(|p| p.sub.clone());
     limit(gw, ctx, route, &req, client, Phase::AfterAuth)?;
     match &route.target {
-        Target::Builtin(endpoint) => builtin(state, ctx, *endpoint, req).await,
+        Target::Builtin(endpoint) => {
+            builtin(state, ctx, *endpoint, principal.as_deref(), req).await
+        }
         Target::Echo => {
             let out = outgoing(state, conn, ctx, route, principal.as_deref(), req)?;
             Ok(Answer::gateway(echo::respond(
@@ -299,6 +305,7 @@ async fn builtin(
     state: &GatewayState,
     ctx: &RequestCtx,
     endpoint: Endpoint,
+    principal: Option<&Principal>,
     req: Request<Incoming>,
 ) -> Result<Answer, GatewayError> {
     let Some(identity) = state.identity.as_deref() else {
@@ -307,8 +314,15 @@ async fn builtin(
             false => GatewayError::NotFound,
         });
     };
-    let timeout = state.limits.header_timeout;
-    let res = endpoints::serve(identity, endpoint, req, timeout, &ctx.stats).await?;
+    let call = endpoints::Call {
+        endpoint,
+        req,
+        path: &ctx.path,
+        principal,
+        read_timeout: state.limits.header_timeout,
+        stats: &ctx.stats,
+    };
+    let res = endpoints::serve(identity, call).await?;
     Ok(Answer::gateway(res))
 }
 

@@ -114,3 +114,15 @@ where
         writeln!(w)
     }
 }
+
+/// An error and its causes, outermost first, joined by `: `.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

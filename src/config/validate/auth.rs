@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::config::model::{
-    is_scope_token, Algorithm, Auth, PostgresUrl, Rate, SigninLimit, SslMode, StoreLocation,
-    TokenKeys,
+    is_scope_token, Algorithm, Auth, PostgresUrl, Rate, ResetWebhook, SigninLimit, SslMode,
+    StoreLocation, TokenKeys,
 };
 use crate::config::raw;
 
@@ -15,18 +15,25 @@ use super::Validator;
 impl Validator<'_> {
     pub(super) fn auth(&mut self, a: raw::Auth) -> Auth {
         let store = self.store(a.store.as_deref().unwrap_or(Auth::DEFAULT_STORE));
+        if a.access_token
+            .as_ref()
+            .is_some_and(|t| t.reuse_interval.is_some())
+        {
+            self.err(
+                "auth.access_token.reuse_interval",
+                "`reuse_interval` belongs to `refresh_token`",
+            );
+        }
         let access_token = self.token_keys(
             "auth.access_token",
             a.access_token.unwrap_or_default(),
             TokenKeys::ACCESS_TTL,
             true,
         );
-        let refresh_token = self.token_keys(
-            "auth.refresh_token",
-            a.refresh_token.unwrap_or_default(),
-            TokenKeys::REFRESH_TTL,
-            false,
-        );
+        let mut refresh = a.refresh_token.unwrap_or_default();
+        let reuse_interval = self.reuse_interval(refresh.reuse_interval.take());
+        let refresh_token =
+            self.token_keys("auth.refresh_token", refresh, TokenKeys::REFRESH_TTL, false);
         if access_token.secret.is_some() && access_token.secret == refresh_token.secret {
             self.err(
                 "auth.refresh_token.secret",
@@ -57,6 +64,8 @@ impl Validator<'_> {
                 ),
             },
         };
+        let mut reset = a.password_reset.unwrap_or_default();
+        let resend = reset.resend_interval.take();
         Auth {
             store,
             issuer: a.issuer.unwrap_or_else(|| Auth::DEFAULT_ISSUER.to_string()),
@@ -70,15 +79,82 @@ impl Validator<'_> {
             leeway,
             reset_ttl: self.duration(
                 "auth.password_reset.ttl",
-                a.password_reset.and_then(|p| p.ttl),
+                reset.ttl,
                 Auth::DEFAULT_RESET_TTL,
             ),
+            reset_webhook: self.reset_webhook(reset.webhook, reset.webhook_secret, resend),
+            reuse_interval,
             endpoint_limit: match a.endpoint_limit {
                 None => Some(Rate::ENDPOINT_DEFAULT),
                 Some(raw::OffOr::Off) => None,
                 Some(raw::OffOr::On(r)) => self.rate("auth.endpoint_limit", &r.rate, r.burst),
             },
         }
+    }
+
+    fn reuse_interval(&mut self, text: Option<String>) -> Duration {
+        const PATH: &str = "auth.refresh_token.reuse_interval";
+        let interval = self.duration(PATH, text, Duration::ZERO);
+        if interval > Auth::MAX_REUSE_INTERVAL {
+            let most = Auth::MAX_REUSE_INTERVAL.as_secs();
+            self.err(PATH, format!("reuse_interval is at most {most}s"));
+        }
+        interval
+    }
+
+    /// `webhook` and `webhook_secret` come together or not at all.
+    fn reset_webhook(
+        &mut self,
+        url: Option<String>,
+        secret: Option<String>,
+        resend: Option<String>,
+    ) -> Option<ResetWebhook> {
+        const PATH: &str = "auth.password_reset";
+        let resend_interval = self.duration(
+            "auth.password_reset.resend_interval",
+            resend,
+            ResetWebhook::DEFAULT_RESEND_INTERVAL,
+        );
+        let (url, secret) = match (url, secret) {
+            (None, None) => return None,
+            (Some(url), Some(secret)) => (url, secret),
+            (Some(_), None) => {
+                self.err(
+                    PATH,
+                    "`webhook` needs `webhook_secret` (>= 32 bytes) to sign its deliveries",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.err(
+                    PATH,
+                    "`webhook_secret` without `webhook`: set both or neither",
+                );
+                return None;
+            }
+        };
+        let least = ResetWebhook::MIN_SECRET_BYTES;
+        if secret.len() < least {
+            self.err(
+                "auth.password_reset.webhook_secret",
+                format!("a webhook secret must be at least {least} bytes"),
+            );
+        }
+        let url = match url.parse::<http::Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => u,
+            _ => {
+                self.err(
+                    "auth.password_reset.webhook",
+                    format!("{url:?} is not an http:// or https:// URL with a host"),
+                );
+                return None;
+            }
+        };
+        Some(ResetWebhook {
+            url,
+            secret: secret.into_bytes(),
+            resend_interval,
+        })
     }
 
     /// A list of scopes, each an RFC 6749 scope-token.

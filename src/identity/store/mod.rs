@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::records::{Listed, Session, User};
+use super::records::{Listed, ResetTicket, Session, User};
 use crate::config::StoreLocation;
 
 pub use self::postgres::PgStore;
@@ -57,6 +57,9 @@ pub enum StoreError {
 pub enum Presented {
     /// The session's current token: the action went through.
     Current(User),
+    /// The token the last rotation replaced, within `reuse_interval`: the
+    /// session as it is now (its current refresh token is handed out again).
+    Grace(User, Session),
     /// An already rotated token: the whole session is now revoked.
     Reused,
     /// Unknown, revoked or expired session, or a user that is gone or disabled.
@@ -80,12 +83,51 @@ impl Cursor {
     }
 }
 
-/// A refresh token as presented: which session, whose, and its `jti`.
+/// A refresh token as presented: which session, whose, its `jti`, and
+/// how long after a rotation the replaced token is still taken (seconds).
 #[derive(Debug, Clone)]
 pub struct Presentation {
     pub sid: String,
     pub user_id: String,
     pub jti: String,
+    pub grace: u64,
+}
+
+/// Which sessions a sign-out revokes, besides nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignoutScope {
+    /// The token's own session.
+    Local,
+    /// Every other session of the user.
+    Others,
+    /// All of them.
+    Global,
+}
+
+/// A user named by email (operators) or by id (a token's `sub`).
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Email(String),
+    Id(String),
+}
+
+impl UserRef {
+    fn shown(&self) -> String {
+        match self {
+            UserRef::Email(e) => e.clone(),
+            UserRef::Id(id) => format!("id {id}"),
+        }
+    }
+}
+
+/// A password change: whose, which session stays, the hash the current
+/// password was checked against, and the new one.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    pub user_id: String,
+    pub keep_sid: String,
+    pub checked_hash: String,
+    pub new_hash: String,
 }
 
 pub enum Store {
@@ -156,6 +198,15 @@ impl Store {
         }
     }
 
+    pub async fn user_by_id(&self, id: String) -> Result<Option<User>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.user_by_id(&id)).await
+            }
+            Store::Postgres(pg) => pg.user_by_id(&id).await,
+        }
+    }
+
     pub async fn required_user(&self, email: String) -> Result<User, StoreError> {
         self.user_by_email(email.clone())
             .await?
@@ -184,7 +235,7 @@ impl Store {
         match self {
             Store::Redb { db, permits } => {
                 Self::blocking(db, permits, move |s| {
-                    s.rotate(&p.sid, &p.user_id, &p.jti, &next_jti, expires_at, now)
+                    s.rotate(&p, &next_jti, expires_at, now)
                 })
                 .await
             }
@@ -192,16 +243,19 @@ impl Store {
         }
     }
 
-    /// Sign-out: revoke the session the current refresh token belongs to.
-    pub async fn end_session(&self, p: Presentation, now: u64) -> Result<Presented, StoreError> {
+    /// Sign-out: if the refresh token is one rotation would take, revoke
+    /// the sessions `scope` names. Returns them.
+    pub async fn end_session(
+        &self,
+        p: Presentation,
+        scope: SignoutScope,
+        now: u64,
+    ) -> Result<(Presented, Vec<String>), StoreError> {
         match self {
             Store::Redb { db, permits } => {
-                Self::blocking(db, permits, move |s| {
-                    s.end_session(&p.sid, &p.user_id, &p.jti, now)
-                })
-                .await
+                Self::blocking(db, permits, move |s| s.end_session(&p, scope, now)).await
             }
-            Store::Postgres(pg) => pg.end_session(&p, now).await,
+            Store::Postgres(pg) => pg.end_session(&p, scope, now).await,
         }
     }
 
@@ -249,17 +303,17 @@ impl Store {
         }
     }
 
-    /// The user with this email and their live sessions, newest first.
+    /// The user and their live sessions, newest first.
     pub async fn user_sessions(
         &self,
-        email: String,
+        who: UserRef,
         now: u64,
     ) -> Result<(User, Vec<Listed>), StoreError> {
         match self {
             Store::Redb { db, permits } => {
-                Self::blocking(db, permits, move |s| s.user_sessions(&email, now)).await
+                Self::blocking(db, permits, move |s| s.user_sessions(&who, now)).await
             }
-            Store::Postgres(pg) => pg.user_sessions(&email, now).await,
+            Store::Postgres(pg) => pg.user_sessions(&who, now).await,
         }
     }
 
@@ -278,15 +332,52 @@ impl Store {
     /// Revokes one live session of the user; false when it is not one.
     pub async fn revoke_session(
         &self,
-        email: String,
+        who: UserRef,
         sid: String,
         now: u64,
     ) -> Result<bool, StoreError> {
         match self {
             Store::Redb { db, permits } => {
-                Self::blocking(db, permits, move |s| s.revoke_session(&email, &sid, now)).await
+                Self::blocking(db, permits, move |s| s.revoke_session(&who, &sid, now)).await
             }
-            Store::Postgres(pg) => pg.revoke_session(&email, &sid, now).await,
+            Store::Postgres(pg) => pg.revoke_session(&who, &sid, now).await,
+        }
+    }
+
+    /// Replaces the password if it is still `checked_hash` and `keep_sid`
+    /// is a live session of the enabled user; voids any reset token and
+    /// revokes every other session. `None` when those do not hold.
+    pub async fn change_password(
+        &self,
+        c: PasswordChange,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| s.change_password(&c, now)).await
+            }
+            Store::Postgres(pg) => pg.change_password(&c, now).await,
+        }
+    }
+
+    /// Gives the enabled user with this email the reset token `ticket`,
+    /// unless one was made for them less than `resend` seconds ago. The
+    /// user when it did (the token is then to be delivered).
+    pub async fn request_reset(
+        &self,
+        email: String,
+        ticket: ResetTicket,
+        resend: u64,
+        now: u64,
+    ) -> Result<Option<User>, StoreError> {
+        match self {
+            Store::Redb { db, permits } => {
+                Self::blocking(db, permits, move |s| {
+                    s.request_reset(&email, ticket, resend, now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => pg.request_reset(&email, &ticket, resend, now).await,
         }
     }
 

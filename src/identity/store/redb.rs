@@ -13,8 +13,8 @@ use redb::{
     ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use super::{Cursor, Presented, StoreError};
-use crate::identity::records::{Listed, Session, User};
+use super::{Cursor, PasswordChange, Presentation, Presented, SignoutScope, StoreError, UserRef};
+use crate::identity::records::{Listed, ResetTicket, Session, User};
 
 /// redb's page cache (its default is 1 GiB): enough for ~100k users' hot
 /// pages without letting the store dominate the gateway's memory.
@@ -143,67 +143,63 @@ impl RedbStore {
             .transpose()?)
     }
 
+    pub fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let users = tx.open_table(USERS)?;
+        let user = users.get(id)?;
+        Ok(user
+            .map(|u| serde_json::from_slice(u.value()))
+            .transpose()?)
+    }
+
     pub fn start_session(&self, sid: &str, session: &Session) -> Result<(), StoreError> {
         self.write(|tx| put_session(tx, sid, session))
     }
 
-    /// Rotation: if `jti` is the session's current refresh token, replace it
-    /// with `next_jti` (valid until `expires_at`); if it is an older one,
-    /// revoke the session (reuse detection).
+    /// Rotation: if the presented token is the session's current one,
+    /// replace it with `next_jti` (valid until `expires_at`); the one it
+    /// replaced within the grace gets the session as it is; an older one
+    /// revokes the session (reuse detection).
     pub fn rotate(
         &self,
-        sid: &str,
-        user_id: &str,
-        jti: &str,
+        p: &Presentation,
         next_jti: &str,
         expires_at: u64,
         now: u64,
     ) -> Result<Presented, StoreError> {
-        self.present(sid, user_id, jti, now, |s| {
-            s.refresh_jti = next_jti.to_string();
-            s.expires_at = expires_at;
-            s.refreshed_at = Some(now);
+        self.write(|tx| {
+            let (presented, session) = present(tx, p, now)?;
+            if let (Presented::Current(_), Some(mut s)) = (&presented, session) {
+                s.rotate(next_jti, expires_at, now);
+                put_session(tx, &p.sid, &s)?;
+            }
+            Ok(presented)
         })
     }
 
-    /// Sign-out: revoke the session the current refresh token belongs to.
+    /// Sign-out: if rotation would take the token, revoke what `scope`
+    /// names; returns the sessions revoked.
     pub fn end_session(
         &self,
-        sid: &str,
-        user_id: &str,
-        jti: &str,
+        p: &Presentation,
+        scope: SignoutScope,
         now: u64,
-    ) -> Result<Presented, StoreError> {
-        self.present(sid, user_id, jti, now, |s| s.revoked = true)
-    }
-
-    fn present(
-        &self,
-        sid: &str,
-        user_id: &str,
-        jti: &str,
-        now: u64,
-        on_current: impl FnOnce(&mut Session),
-    ) -> Result<Presented, StoreError> {
+    ) -> Result<(Presented, Vec<String>), StoreError> {
         self.write(|tx| {
-            let Some(mut session) = get_session(tx, sid)? else {
-                return Ok(Presented::Dead);
+            let (presented, _) = present(tx, p, now)?;
+            let revoked = match presented {
+                Presented::Current(_) | Presented::Grace(..) => {
+                    let keep = (scope == SignoutScope::Others).then_some(p.sid.as_str());
+                    match scope {
+                        SignoutScope::Local => revoke_one(tx, &p.sid)?,
+                        SignoutScope::Others | SignoutScope::Global => {
+                            revoke_all(tx, &p.user_id, None, keep)?
+                        }
+                    }
+                }
+                Presented::Reused | Presented::Dead => Vec::new(),
             };
-            if session.user_id != user_id || !session.is_live(now) {
-                return Ok(Presented::Dead);
-            }
-            if session.refresh_jti != jti {
-                session.revoked = true;
-                put_session(tx, sid, &session)?;
-                return Ok(Presented::Reused);
-            }
-            let user = match get_user(tx, user_id)? {
-                Some(user) if !user.disabled => user,
-                _ => return Ok(Presented::Dead),
-            };
-            on_current(&mut session);
-            put_session(tx, sid, &session)?;
-            Ok(Presented::Current(user))
+            Ok((presented, revoked))
         })
     }
 
@@ -277,9 +273,16 @@ impl RedbStore {
         Ok(page)
     }
 
-    /// The user with this email and their live sessions, newest first.
-    pub fn user_sessions(&self, email: &str, now: u64) -> Result<(User, Vec<Listed>), StoreError> {
-        let user = self.required_user(email)?;
+    /// The user and their live sessions, newest first.
+    pub fn user_sessions(
+        &self,
+        who: &UserRef,
+        now: u64,
+    ) -> Result<(User, Vec<Listed>), StoreError> {
+        let user = match who {
+            UserRef::Email(email) => self.required_user(email)?,
+            UserRef::Id(id) => self.user_by_id(id)?.ok_or_else(|| no_such(who))?,
+        };
         let tx = self.db.begin_read()?;
         let index = tx.open_multimap_table(USER_SESSIONS)?;
         let sessions = tx.open_table(SESSIONS)?;
@@ -303,7 +306,7 @@ impl RedbStore {
     pub fn delete_user(&self, email: &str, now: u64) -> Result<Vec<String>, StoreError> {
         self.write(|tx| {
             let user = user_in(tx, email)?;
-            let revoked = revoke_all(tx, &user.id, Some(now))?;
+            let revoked = revoke_all(tx, &user.id, Some(now), None)?;
             tx.open_table(USERS)?.remove(user.id.as_str())?;
             tx.open_table(EMAILS)?.remove(user.email.as_str())?;
             tx.open_table(BY_CREATION)?
@@ -316,17 +319,66 @@ impl RedbStore {
     }
 
     /// Revokes one live session of the user; false when `sid` is none.
-    pub fn revoke_session(&self, email: &str, sid: &str, now: u64) -> Result<bool, StoreError> {
+    pub fn revoke_session(&self, who: &UserRef, sid: &str, now: u64) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let user = user_in(tx, email)?;
+            let user = user_ref_in(tx, who)?;
             match get_session(tx, sid)?.filter(|s| s.user_id == user.id && s.is_live(now)) {
-                Some(mut s) => {
-                    s.revoked = true;
-                    put_session(tx, sid, &s)?;
-                    Ok(true)
-                }
+                Some(_) => Ok(!revoke_one(tx, sid)?.is_empty()),
                 None => Ok(false),
             }
+        })
+    }
+
+    /// Replaces the password if it is still `checked_hash` and `keep_sid`
+    /// is a live session of the enabled user: voids the reset token and
+    /// revokes every other session.
+    pub fn change_password(
+        &self,
+        c: &PasswordChange,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        self.write(|tx| {
+            let Some(mut user) = get_user(tx, &c.user_id)? else {
+                return Ok(None);
+            };
+            let kept = get_session(tx, &c.keep_sid)?
+                .is_some_and(|s| s.user_id == user.id && s.is_live(now));
+            if user.disabled || !kept || user.password_hash != c.checked_hash {
+                return Ok(None);
+            }
+            user.password_hash = c.new_hash.clone();
+            user.reset = None;
+            put_user(tx, &user)?;
+            let revoked = revoke_all(tx, &user.id, None, Some(&c.keep_sid))?;
+            Ok(Some((user, revoked)))
+        })
+    }
+
+    /// Gives the enabled user with this email `ticket`, unless one was
+    /// made for the webhook less than `resend` seconds ago.
+    pub fn request_reset(
+        &self,
+        email: &str,
+        ticket: ResetTicket,
+        resend: u64,
+        now: u64,
+    ) -> Result<Option<User>, StoreError> {
+        self.write(|tx| {
+            let mut user = match user_in(tx, email) {
+                Ok(user) if !user.disabled => user,
+                Ok(_) | Err(StoreError::NoSuchUser(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if user
+                .reset_sent_at
+                .is_some_and(|at| now < at.saturating_add(resend))
+            {
+                return Ok(None);
+            }
+            user.reset = Some(ticket);
+            user.reset_sent_at = Some(now);
+            put_user(tx, &user)?;
+            Ok(Some(user))
         })
     }
 
@@ -363,7 +415,7 @@ impl RedbStore {
             user.password_hash = password_hash.to_string();
             user.reset = None;
             put_user(tx, &user)?;
-            let revoked = revoke_all(tx, &user.id, None)?;
+            let revoked = revoke_all(tx, &user.id, None, None)?;
             Ok(Some((user, revoked)))
         })
     }
@@ -381,7 +433,7 @@ impl RedbStore {
             change(&mut user);
             put_user(tx, &user)?;
             let revoked = match revoke {
-                true => revoke_all(tx, &user.id, None)?,
+                true => revoke_all(tx, &user.id, None, None)?,
                 false => Vec::new(),
             };
             Ok((user, revoked))
@@ -436,6 +488,58 @@ fn put_user(tx: &WriteTransaction, user: &User) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The user named, in a write transaction.
+fn user_ref_in(tx: &WriteTransaction, who: &UserRef) -> Result<User, StoreError> {
+    match who {
+        UserRef::Email(email) => user_in(tx, email),
+        UserRef::Id(id) => get_user(tx, id)?.ok_or_else(|| no_such(who)),
+    }
+}
+
+fn no_such(who: &UserRef) -> StoreError {
+    StoreError::NoSuchUser(who.shown())
+}
+
+/// What a presented refresh token is, and its session when it is taken.
+fn present(
+    tx: &WriteTransaction,
+    p: &Presentation,
+    now: u64,
+) -> Result<(Presented, Option<Session>), StoreError> {
+    let Some(mut session) = get_session(tx, &p.sid)? else {
+        return Ok((Presented::Dead, None));
+    };
+    if session.user_id != p.user_id || !session.is_live(now) {
+        return Ok((Presented::Dead, None));
+    }
+    let current = session.refresh_jti == p.jti;
+    if !current && !session.in_grace(&p.jti, now, p.grace) {
+        session.revoked = true;
+        put_session(tx, &p.sid, &session)?;
+        return Ok((Presented::Reused, None));
+    }
+    let user = match get_user(tx, &p.user_id)? {
+        Some(user) if !user.disabled => user,
+        _ => return Ok((Presented::Dead, None)),
+    };
+    match current {
+        true => Ok((Presented::Current(user), Some(session))),
+        false => Ok((Presented::Grace(user, session.clone()), Some(session))),
+    }
+}
+
+/// Revokes one session if it is not yet; returns it if it was revoked now.
+fn revoke_one(tx: &WriteTransaction, sid: &str) -> Result<Vec<String>, StoreError> {
+    match get_session(tx, sid)? {
+        Some(mut s) if !s.revoked => {
+            s.revoked = true;
+            put_session(tx, sid, &s)?;
+            Ok(vec![sid.to_string()])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// The user with this email, in a write transaction.
 fn user_in(tx: &WriteTransaction, email: &str) -> Result<User, StoreError> {
     let no_such = || StoreError::NoSuchUser(email.to_string());
@@ -446,18 +550,20 @@ fn user_in(tx: &WriteTransaction, email: &str) -> Result<User, StoreError> {
     get_user(tx, &id)?.ok_or_else(no_such)
 }
 
-/// Revokes every session of the user not revoked yet; with `expire`, also
-/// makes every session expire then (so the purge deletes it after the
-/// grace). Returns the sessions it revoked.
+/// Revokes every session of the user not revoked yet but `keep`; with
+/// `expire`, also makes every session expire then (so the purge deletes it
+/// after the grace). Returns the sessions it revoked.
 fn revoke_all(
     tx: &WriteTransaction,
     user_id: &str,
     expire: Option<u64>,
+    keep: Option<&str>,
 ) -> Result<Vec<String>, StoreError> {
     let sids: Vec<String> = tx
         .open_multimap_table(USER_SESSIONS)?
         .get(user_id)?
         .map(|sid| sid.map(|s| s.value().to_string()))
+        .filter(|sid| sid.as_ref().map_or(true, |sid| Some(sid.as_str()) != keep))
         .collect::<Result<_, _>>()?;
     let mut revoked = Vec::new();
     for sid in sids {
@@ -547,6 +653,17 @@ mod tests {
             disabled: false,
             created_at: 1,
             reset: None,
+            reset_sent_at: None,
+        }
+    }
+
+    /// `jti` of session `sid` presented, with `grace` seconds of reuse interval.
+    fn at(sid: &str, user_id: &str, jti: &str, grace: u64) -> Presentation {
+        Presentation {
+            sid: sid.into(),
+            user_id: user_id.into(),
+            jti: jti.into(),
+            grace,
         }
     }
 
@@ -558,6 +675,7 @@ mod tests {
             expires_at,
             created_at: 0,
             refreshed_at: None,
+            previous_jti: None,
         }
     }
 
@@ -588,15 +706,21 @@ mod tests {
         store
             .create_user(&a, first("s", session(&a, "j1", 100)).as_ref())
             .unwrap();
-        let r = store.rotate("s", &a.id, "j1", "j2", 200, 10).unwrap();
+        let r = store
+            .rotate(&at("s", &a.id, "j1", 0), "j2", 200, 10)
+            .unwrap();
         assert_eq!(r, Presented::Current(a.clone()));
         assert_eq!(
-            store.rotate("s", &a.id, "j1", "j3", 200, 11).unwrap(),
+            store
+                .rotate(&at("s", &a.id, "j1", 0), "j3", 200, 11)
+                .unwrap(),
             Presented::Reused
         );
         // The newest token died with the session.
         assert_eq!(
-            store.rotate("s", &a.id, "j2", "j4", 200, 12).unwrap(),
+            store
+                .rotate(&at("s", &a.id, "j2", 0), "j4", 200, 12)
+                .unwrap(),
             Presented::Dead
         );
         assert!(!store.session_live("s", 12).unwrap());
@@ -614,7 +738,14 @@ mod tests {
         assert!(store.purge_expired(150, 60).unwrap().is_empty());
         assert_eq!(store.purge_expired(161, 60).unwrap(), ["old"]);
         assert!(store.session_live("new", 161).unwrap());
-        assert_eq!(store.user_sessions("a@x.io", 161).unwrap().1.len(), 1);
+        assert_eq!(
+            store
+                .user_sessions(&UserRef::Email("a@x.io".into()), 161)
+                .unwrap()
+                .1
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -654,7 +785,9 @@ mod tests {
         listed.sort();
         assert_eq!(listed, ["s1", "s2"]);
         assert_eq!(
-            store.rotate("s1", &a.id, "j", "j2", 200, 10).unwrap(),
+            store
+                .rotate(&at("s1", &a.id, "j", 0), "j2", 200, 10)
+                .unwrap(),
             Presented::Dead
         );
     }
@@ -763,9 +896,191 @@ mod tests {
         store
             .create_user(&b, first("sb", session(&b, "k", 1000)).as_ref())
             .unwrap();
-        assert!(!store.revoke_session("a@x.io", "sb", 10).unwrap());
-        assert!(store.revoke_session("a@x.io", "sa", 10).unwrap());
-        assert!(!store.revoke_session("a@x.io", "sa", 10).unwrap());
+        assert!(!store
+            .revoke_session(&UserRef::Email("a@x.io".into()), "sb", 10)
+            .unwrap());
+        assert!(store
+            .revoke_session(&UserRef::Email("a@x.io".into()), "sa", 10)
+            .unwrap());
+        assert!(!store
+            .revoke_session(&UserRef::Email("a@x.io".into()), "sa", 10)
+            .unwrap());
         assert!(store.session_live("sb", 10).unwrap());
+    }
+
+    #[test]
+    fn the_replaced_token_gets_the_current_session_within_the_grace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store
+            .create_user(&a, first("s", session(&a, "j1", 1000)).as_ref())
+            .unwrap();
+        store
+            .rotate(&at("s", &a.id, "j1", 5), "j2", 900, 100)
+            .unwrap();
+        // j1 again, 4 s later: the session as it is (j2), nothing rotated.
+        match store
+            .rotate(&at("s", &a.id, "j1", 5), "j3", 905, 104)
+            .unwrap()
+        {
+            Presented::Grace(u, s) => {
+                assert_eq!(u, a);
+                assert_eq!((s.refresh_jti.as_str(), s.expires_at), ("j2", 900));
+                assert_eq!(s.refreshed_at, Some(100));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(store.session_live("s", 104).unwrap());
+        // Rotating j2 makes j1 older than the replaced token: reuse.
+        store
+            .rotate(&at("s", &a.id, "j2", 5), "j3", 910, 104)
+            .unwrap();
+        assert_eq!(
+            store
+                .rotate(&at("s", &a.id, "j1", 5), "j4", 910, 104)
+                .unwrap(),
+            Presented::Reused
+        );
+        assert!(!store.session_live("s", 104).unwrap());
+        // And the replaced token after the grace is reuse too.
+        store.start_session("t", &session(&a, "k1", 1000)).unwrap();
+        store
+            .rotate(&at("t", &a.id, "k1", 5), "k2", 900, 200)
+            .unwrap();
+        assert_eq!(
+            store
+                .rotate(&at("t", &a.id, "k1", 5), "k3", 900, 205)
+                .unwrap(),
+            Presented::Reused
+        );
+    }
+
+    #[test]
+    fn signout_scopes_revoke_the_session_the_others_or_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let (a, b) = (user("a@x.io"), user("b@x.io"));
+        store
+            .create_user(&a, first("a1", session(&a, "j1", 1000)).as_ref())
+            .unwrap();
+        store
+            .create_user(&b, first("b1", session(&b, "k1", 1000)).as_ref())
+            .unwrap();
+        for sid in ["a2", "a3", "a4"] {
+            store.start_session(sid, &session(&a, "j", 1000)).unwrap();
+        }
+        let (p, revoked) = store
+            .end_session(&at("a1", &a.id, "j1", 0), SignoutScope::Others, 10)
+            .unwrap();
+        assert_eq!(p, Presented::Current(a.clone()));
+        let mut revoked = revoked;
+        revoked.sort();
+        assert_eq!(revoked, ["a2", "a3", "a4"]);
+        assert!(store.session_live("a1", 10).unwrap());
+        let (_, revoked) = store
+            .end_session(&at("a1", &a.id, "j1", 0), SignoutScope::Local, 10)
+            .unwrap();
+        assert_eq!(revoked, ["a1"]);
+        // A token of a revoked session applies no scope.
+        let (p, revoked) = store
+            .end_session(&at("a1", &a.id, "j1", 0), SignoutScope::Global, 10)
+            .unwrap();
+        assert_eq!((p, revoked.len()), (Presented::Dead, 0));
+        assert!(store.session_live("b1", 10).unwrap());
+        store.start_session("a5", &session(&a, "j5", 1000)).unwrap();
+        store.start_session("a6", &session(&a, "j6", 1000)).unwrap();
+        let (_, revoked) = store
+            .end_session(&at("a5", &a.id, "j5", 0), SignoutScope::Global, 10)
+            .unwrap();
+        assert_eq!(revoked.len(), 2);
+        assert!(store.session_live("b1", 10).unwrap());
+    }
+
+    #[test]
+    fn a_password_change_keeps_the_caller_and_needs_the_checked_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        let a = user("a@x.io");
+        store
+            .create_user(&a, first("a1", session(&a, "j1", 1000)).as_ref())
+            .unwrap();
+        store.start_session("a2", &session(&a, "j2", 1000)).unwrap();
+        store
+            .update_user("a@x.io", false, |u| {
+                u.reset = Some(ResetTicket {
+                    hash: "r".into(),
+                    expires_at: 1000,
+                })
+            })
+            .unwrap();
+        let change = |checked: &str, keep: &str| PasswordChange {
+            user_id: a.id.clone(),
+            keep_sid: keep.into(),
+            checked_hash: checked.into(),
+            new_hash: "h2".into(),
+        };
+        assert!(store
+            .change_password(&change("stale", "a1"), 10)
+            .unwrap()
+            .is_none());
+        let (user, revoked) = store
+            .change_password(&change("h", "a1"), 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (user.password_hash.as_str(), revoked),
+            ("h2", vec!["a2".to_string()])
+        );
+        assert!(store.session_live("a1", 10).unwrap());
+        assert!(
+            store.user_by_reset("r", 10).unwrap().is_none(),
+            "reset voided"
+        );
+        // A revoked caller session changes nothing.
+        assert!(store
+            .change_password(&change("h2", "a2"), 10)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn reset_requests_are_one_per_resend_interval_for_enabled_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("users.redb")).unwrap();
+        store.create_user(&user("a@x.io"), None).unwrap();
+        let ticket = |h: &str| ResetTicket {
+            hash: h.into(),
+            expires_at: 5000,
+        };
+        assert!(store
+            .request_reset("a@x.io", ticket("r1"), 60, 100)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .request_reset("a@x.io", ticket("r2"), 60, 159)
+            .unwrap()
+            .is_none());
+        assert!(
+            store.user_by_reset("r1", 159).unwrap().is_some(),
+            "not superseded"
+        );
+        assert!(store
+            .request_reset("a@x.io", ticket("r3"), 60, 160)
+            .unwrap()
+            .is_some());
+        assert!(
+            store.user_by_reset("r1", 160).unwrap().is_none(),
+            "superseded"
+        );
+        assert!(store
+            .request_reset("nobody@x.io", ticket("r4"), 60, 160)
+            .unwrap()
+            .is_none());
+        store.update_user("a@x.io", true, User::disable).unwrap();
+        assert!(store
+            .request_reset("a@x.io", ticket("r5"), 0, 500)
+            .unwrap()
+            .is_none());
     }
 }

@@ -19,7 +19,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
 use tokio_postgres::{Row, Transaction};
 
-use super::{Cursor, Presentation, Presented, StoreError};
+use super::{Cursor, PasswordChange, Presentation, Presented, SignoutScope, StoreError, UserRef};
 use crate::auth::Revoked;
 use crate::config::PostgresUrl;
 use crate::identity::records::{Listed, ResetTicket, Session, User};
@@ -41,7 +41,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPTS_KEPT_MS: i64 = 7 * 86_400_000;
 
 const USER_COLUMNS: &str = "id, email, first_name, last_name, password_hash, scopes, disabled, \
-     created_at, reset_hash, reset_expires_at";
+     created_at, reset_hash, reset_expires_at, reset_sent_at";
+
+/// The session columns `session_of` reads, after the user's.
+const SESSION_COLUMNS: &str =
+    "s.current_jti, s.revoked, s.expires_at, s.created_at, s.refreshed_at, s.previous_jti";
 
 /// Whether the database answers: `/readyz`, `gateway_store_up`.
 #[derive(Default)]
@@ -206,7 +210,7 @@ impl PgStore {
                 .execute(
                     &format!(
                         "INSERT INTO gateway_users ({USER_COLUMNS})
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                              ON CONFLICT DO NOTHING"
                     ),
                     &[
@@ -220,6 +224,7 @@ impl PgStore {
                         &(user.created_at as i64),
                         &reset.map(|r| r.hash.as_str()),
                         &reset.map(|r| r.expires_at as i64),
+                        &user.reset_sent_at.map(|t| t as i64),
                     ],
                 )
                 .await
@@ -249,6 +254,19 @@ impl PgStore {
         })
     }
 
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        on_conn!(self, |c| {
+            let row = c
+                .query_opt(
+                    &format!("SELECT {USER_COLUMNS} FROM gateway_users WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(user_of))
+        })
+    }
+
     pub async fn start_session(&self, sid: &str, session: &Session) -> Result<(), StoreError> {
         in_tx!(self, |tx| { insert_session(&tx, sid, session).await })
     }
@@ -260,62 +278,51 @@ impl PgStore {
         expires_at: u64,
         now: u64,
     ) -> Result<Presented, StoreError> {
-        let expires_at = expires_at as i64;
         in_tx!(self, |tx| {
-            let row = tx
-                .query_opt(
-                    &format!(
-                        "UPDATE gateway_sessions s
-                             SET current_jti = $4, expires_at = $5, refreshed_at = $6
-                             FROM gateway_users u
-                             WHERE s.sid = $1 AND s.user_id = $2 AND s.current_jti = $3
-                               AND NOT s.revoked AND s.expires_at > $6
-                               AND u.id = s.user_id AND NOT u.disabled
-                             RETURNING {}",
-                        qualified_user_columns()
-                    ),
-                    &[
-                        &p.sid,
-                        &p.user_id,
-                        &p.jti,
-                        &next_jti,
-                        &expires_at,
-                        &(now as i64),
-                    ],
+            let presented = present(&tx, p, now).await?;
+            if let Presented::Current(_) = presented {
+                tx.execute(
+                    "UPDATE gateway_sessions
+                         SET previous_jti = current_jti, current_jti = $2,
+                             expires_at = $3, refreshed_at = $4
+                         WHERE sid = $1",
+                    &[&p.sid, &next_jti, &(expires_at as i64), &(now as i64)],
                 )
                 .await
                 .map_err(db_error)?;
-            match row {
-                Some(row) => Ok(Presented::Current(user_of(&row))),
-                None => revoke_if_reused(&tx, p, now).await,
             }
+            Ok(presented)
         })
     }
 
-    pub async fn end_session(&self, p: &Presentation, now: u64) -> Result<Presented, StoreError> {
+    pub async fn end_session(
+        &self,
+        p: &Presentation,
+        scope: SignoutScope,
+        now: u64,
+    ) -> Result<(Presented, Vec<String>), StoreError> {
         in_tx!(self, |tx| {
-            let row = tx
-                .query_opt(
-                    &format!(
-                        "UPDATE gateway_sessions s SET revoked = true
-                             FROM gateway_users u
-                             WHERE s.sid = $1 AND s.user_id = $2 AND s.current_jti = $3
-                               AND NOT s.revoked AND s.expires_at > $4
-                               AND u.id = s.user_id AND NOT u.disabled
-                             RETURNING {}",
-                        qualified_user_columns()
-                    ),
-                    &[&p.sid, &p.user_id, &p.jti, &(now as i64)],
-                )
-                .await
-                .map_err(db_error)?;
-            match row {
-                Some(row) => {
-                    announce(&tx, std::slice::from_ref(&p.sid)).await?;
-                    Ok(Presented::Current(user_of(&row)))
+            let presented = present(&tx, p, now).await?;
+            let revoked = match (&presented, scope) {
+                (Presented::Reused | Presented::Dead, _) => Vec::new(),
+                (_, SignoutScope::Local) => {
+                    let rows = tx
+                        .query(
+                            "UPDATE gateway_sessions SET revoked = true
+                                 WHERE sid = $1 AND NOT revoked RETURNING sid",
+                            &[&p.sid],
+                        )
+                        .await
+                        .map_err(db_error)?;
+                    rows.iter().map(|r| r.get(0)).collect()
                 }
-                None => revoke_if_reused(&tx, p, now).await,
+                (_, SignoutScope::Others) => revoke_all(&tx, &p.user_id, Some(&p.sid)).await?,
+                (_, SignoutScope::Global) => revoke_all(&tx, &p.user_id, None).await?,
+            };
+            if scope == SignoutScope::Local {
+                announce(&tx, &revoked).await?;
             }
+            Ok((presented, revoked))
         })
     }
 
@@ -378,13 +385,14 @@ impl PgStore {
 
     pub async fn user_sessions(
         &self,
-        email: &str,
+        who: &UserRef,
         now: u64,
     ) -> Result<(User, Vec<Listed>), StoreError> {
-        let user = self
-            .user_by_email(email)
-            .await?
-            .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+        let user = match who {
+            UserRef::Email(email) => self.user_by_email(email).await?,
+            UserRef::Id(id) => self.user_by_id(id).await?,
+        }
+        .ok_or_else(|| StoreError::NoSuchUser(who.shown()))?;
         let rows = on_conn!(self, |c| {
             c.query(
                 "SELECT sid, current_jti, revoked, expires_at, created_at, refreshed_at
@@ -406,6 +414,7 @@ impl PgStore {
                     expires_at: r.get::<_, i64>(3) as u64,
                     created_at: r.get::<_, i64>(4) as u64,
                     refreshed_at: r.get::<_, Option<i64>>(5).map(|t| t as u64),
+                    previous_jti: None,
                 };
                 (r.get(0), session)
             })
@@ -456,19 +465,20 @@ impl PgStore {
 
     pub async fn revoke_session(
         &self,
-        email: &str,
+        who: &UserRef,
         sid: &str,
         now: u64,
     ) -> Result<bool, StoreError> {
         in_tx!(self, |tx| {
+            let (by, key) = match who {
+                UserRef::Email(email) => ("lower(email) = lower($1)", email),
+                UserRef::Id(id) => ("id = $1", id),
+            };
             let user = tx
-                .query_opt(
-                    "SELECT id FROM gateway_users WHERE lower(email) = lower($1)",
-                    &[&email],
-                )
+                .query_opt(&format!("SELECT id FROM gateway_users WHERE {by}"), &[key])
                 .await
                 .map_err(db_error)?
-                .ok_or_else(|| StoreError::NoSuchUser(email.to_string()))?;
+                .ok_or_else(|| StoreError::NoSuchUser(who.shown()))?;
             let id: String = user.get(0);
             let revoked = tx
                 .execute(
@@ -523,8 +533,74 @@ impl PgStore {
             let Some(user) = row.as_ref().map(user_of) else {
                 return Ok(None);
             };
-            let revoked = revoke_all(&tx, &user.id).await?;
+            let revoked = revoke_all(&tx, &user.id, None).await?;
             Ok(Some((user, revoked)))
+        })
+    }
+
+    pub async fn change_password(
+        &self,
+        c: &PasswordChange,
+        now: u64,
+    ) -> Result<Option<(User, Vec<String>)>, StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE gateway_users
+                             SET password_hash = $4, reset_hash = NULL, reset_expires_at = NULL
+                             WHERE id = $1 AND password_hash = $3 AND NOT disabled
+                               AND EXISTS (SELECT 1 FROM gateway_sessions
+                                           WHERE sid = $2 AND user_id = $1
+                                             AND NOT revoked AND expires_at > $5)
+                             RETURNING {USER_COLUMNS}"
+                    ),
+                    &[
+                        &c.user_id,
+                        &c.keep_sid,
+                        &c.checked_hash,
+                        &c.new_hash,
+                        &(now as i64),
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            let Some(user) = row.as_ref().map(user_of) else {
+                return Ok(None);
+            };
+            let revoked = revoke_all(&tx, &user.id, Some(&c.keep_sid)).await?;
+            Ok(Some((user, revoked)))
+        })
+    }
+
+    pub async fn request_reset(
+        &self,
+        email: &str,
+        ticket: &ResetTicket,
+        resend: u64,
+        now: u64,
+    ) -> Result<Option<User>, StoreError> {
+        in_tx!(self, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE gateway_users
+                             SET reset_hash = $2, reset_expires_at = $3, reset_sent_at = $4
+                             WHERE lower(email) = lower($1) AND NOT disabled
+                               AND (reset_sent_at IS NULL OR reset_sent_at + $5 <= $4)
+                             RETURNING {USER_COLUMNS}"
+                    ),
+                    &[
+                        &email,
+                        &ticket.hash,
+                        &(ticket.expires_at as i64),
+                        &(now as i64),
+                        &(resend as i64),
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.as_ref().map(user_of))
         })
     }
 
@@ -554,7 +630,8 @@ impl PgStore {
             tx.execute(
                 "UPDATE gateway_users SET first_name = $2, last_name = $3,
                          password_hash = $4, scopes = $5, disabled = $6,
-                         reset_hash = $7, reset_expires_at = $8 WHERE id = $1",
+                         reset_hash = $7, reset_expires_at = $8, reset_sent_at = $9
+                     WHERE id = $1",
                 &[
                     &user.id,
                     &user.first_name,
@@ -564,12 +641,13 @@ impl PgStore {
                     &user.disabled,
                     &reset.map(|r| r.hash.as_str()),
                     &reset.map(|r| r.expires_at as i64),
+                    &user.reset_sent_at.map(|t| t as i64),
                 ],
             )
             .await
             .map_err(db_error)?;
             let revoked = match revoke {
-                true => revoke_all(&tx, &user.id).await?,
+                true => revoke_all(&tx, &user.id, None).await?,
                 false => Vec::new(),
             };
             Ok((user, revoked))
@@ -686,16 +764,72 @@ fn user_of(row: &Row) -> User {
         disabled: row.get(6),
         created_at: row.get::<_, i64>(7) as u64,
         reset,
+        reset_sent_at: row.get::<_, Option<i64>>(10).map(|t| t as u64),
     }
 }
 
-/// Revokes every live session of the user and announces it; returns them.
-async fn revoke_all(tx: &Transaction<'_>, user_id: &str) -> Result<Vec<String>, StoreError> {
+/// The session columns of a row that has the user's first.
+fn session_of(row: &Row, user_id: &str) -> Session {
+    const AT: usize = 11;
+    Session {
+        user_id: user_id.to_string(),
+        refresh_jti: row.get(AT),
+        revoked: row.get(AT + 1),
+        expires_at: row.get::<_, i64>(AT + 2) as u64,
+        created_at: row.get::<_, i64>(AT + 3) as u64,
+        refreshed_at: row.get::<_, Option<i64>>(AT + 4).map(|t| t as u64),
+        previous_jti: row.get(AT + 5),
+    }
+}
+
+/// What a presented refresh token is. A taken one (current, or within
+/// the grace) holds its session's row lock until the transaction ends, so
+/// concurrent presentations on any gateway take turns.
+async fn present(
+    tx: &Transaction<'_>,
+    p: &Presentation,
+    now: u64,
+) -> Result<Presented, StoreError> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {}, {SESSION_COLUMNS}
+                     FROM gateway_sessions s JOIN gateway_users u ON u.id = s.user_id
+                     WHERE s.sid = $1 AND s.user_id = $2
+                       AND (s.current_jti = $3
+                            OR (s.previous_jti = $3 AND s.refreshed_at + $5 > $4))
+                       AND NOT s.revoked AND s.expires_at > $4 AND NOT u.disabled
+                     FOR UPDATE OF s",
+                qualified_user_columns()
+            ),
+            &[&p.sid, &p.user_id, &p.jti, &(now as i64), &(p.grace as i64)],
+        )
+        .await
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return revoke_if_reused(tx, p, now).await;
+    };
+    let user = user_of(&row);
+    let session = session_of(&row, &user.id);
+    match session.refresh_jti == p.jti {
+        true => Ok(Presented::Current(user)),
+        false => Ok(Presented::Grace(user, session)),
+    }
+}
+
+/// Revokes every live session of the user but `keep` and announces it;
+/// returns them.
+async fn revoke_all(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
     let revoked: Vec<String> = tx
         .query(
             "UPDATE gateway_sessions SET revoked = true
-                 WHERE user_id = $1 AND NOT revoked RETURNING sid",
-            &[&user_id],
+                 WHERE user_id = $1 AND NOT revoked AND sid IS DISTINCT FROM $2
+                 RETURNING sid",
+            &[&user_id, &keep],
         )
         .await
         .map_err(db_error)?

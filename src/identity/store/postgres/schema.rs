@@ -12,6 +12,10 @@ use super::db_error;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_users_sessions.sql")),
     (2, include_str!("migrations/0002_sessions_times_resets.sql")),
+    (
+        3,
+        include_str!("migrations/0003_reuse_interval_reset_mail.sql"),
+    ),
 ];
 
 /// The advisory lock migrations hold (an arbitrary constant: "gateway!").
