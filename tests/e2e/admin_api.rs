@@ -15,7 +15,7 @@ use crate::harness::{eventually_async, Backend, Binary, Client, Gateway, Reply, 
 
 pub const TOKEN: &str = "admin-token-0123456789-abcdefghijklmnop";
 
-fn with_admin(yaml: Yaml) -> Yaml {
+pub fn with_admin(yaml: Yaml) -> Yaml {
     yaml.set("admin.listen", "127.0.0.1:0")
         .set("admin.token", TOKEN)
 }

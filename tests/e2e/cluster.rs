@@ -51,7 +51,7 @@ async fn three_gateways_starting_at_once_on_an_empty_database_all_come_up_and_sh
     let db = db_name(&url);
     assert_eq!(
         shared().sql(db, "SELECT max(version) FROM gateway_schema"),
-        "2"
+        "3"
     );
     // Generated once: one row per kind, whoever came first.
     assert_eq!(shared().sql(db, "SELECT count(*) FROM gateway_keys"), "2");
@@ -429,7 +429,7 @@ async fn a_schema_newer_than_the_binary_stops_start_up_with_one_clear_line() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.contains("schema is version 99, newer than this gateway knows (version 2)"),
+        last.contains("schema is version 99, newer than this gateway knows (version 3)"),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
