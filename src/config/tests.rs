@@ -1,6 +1,7 @@
 //! Config tests: YAML in, positioned errors (or a validated value) out.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -742,4 +743,64 @@ fn a_route_on_a_built_in_path_is_an_error_naming_both() {
     assert!(parse_str(&yaml("")).is_ok());
     let template = "listen: 127.0.0.1:3000\nauth:\n  store: x.redb\nroutes:\n  - { name: any, path: \"/{x}\", echo: true, auth: none }\n";
     assert!(parse_str(template).is_ok());
+}
+
+#[test]
+fn the_reuse_interval_and_the_reset_webhook_are_checked() {
+    let auth =
+        |body: &str| format!("listen: 127.0.0.1:3000\nauth:\n  store: x.redb\n{body}{ROUTE}");
+    let parsed = |body: &str| parse_str(&auth(body)).unwrap().auth.unwrap();
+    let a = parsed("");
+    assert_eq!(a.reuse_interval, Duration::ZERO);
+    assert!(a.reset_webhook.is_none());
+    assert_eq!(
+        parsed("  refresh_token:\n    reuse_interval: 10s\n").reuse_interval,
+        Duration::from_secs(10)
+    );
+    assert_error(
+        &auth("  refresh_token:\n    reuse_interval: 61s\n"),
+        "5:",
+        "reuse_interval is at most 60s",
+    );
+    assert_error(
+        &auth("  access_token:\n    reuse_interval: 5s\n"),
+        "5:",
+        "belongs to `refresh_token`",
+    );
+    let secret = "s".repeat(32);
+    let hook = parsed(&format!(
+        "  password_reset:\n    webhook: https://mail.internal/hook\n    webhook_secret: {secret}\n"
+    ))
+    .reset_webhook
+    .unwrap();
+    assert_eq!(hook.url, "https://mail.internal/hook");
+    assert_eq!(hook.resend_interval, Duration::from_secs(60));
+    assert!(
+        !format!("{hook:?}").contains(&secret),
+        "the secret in a debug print"
+    );
+    assert_error(
+        &auth("  password_reset:\n    webhook: https://mail.internal/hook\n"),
+        "5:",
+        "needs `webhook_secret`",
+    );
+    assert_error(
+        &auth(&format!(
+            "  password_reset:\n    webhook_secret: {secret}\n"
+        )),
+        "5:",
+        "set both or neither",
+    );
+    assert_error(
+        &auth("  password_reset:\n    webhook: https://mail.internal/hook\n    webhook_secret: short\n"),
+        "6:",
+        "at least 32 bytes",
+    );
+    assert_error(
+        &auth(&format!(
+            "  password_reset:\n    webhook: ftp://mail.internal/hook\n    webhook_secret: {secret}\n"
+        )),
+        "5:",
+        "is not an http:// or https:// URL",
+    );
 }

@@ -59,3 +59,55 @@ fn trimmed_mean(samples: &mut [Duration]) -> f64 {
     let kept = &samples[..samples.len() / 2];
     kept.iter().map(Duration::as_secs_f64).sum::<f64>() / kept.len() as f64
 }
+
+/// `POST /password-reset` answers 202 in the same time whether the email
+/// has an account (a token made and delivered, every time: no resend
+/// interval) or not: the work happens after the answer.
+#[tokio::test]
+async fn a_reset_request_takes_the_same_time_for_known_and_unknown_emails() {
+    let hook = harness::Upstream::start().await;
+    let yaml = auth_config()
+        .set(
+            "auth.password_reset.webhook",
+            &format!("\"{}/reset\"", hook.url()),
+        )
+        .set(
+            "auth.password_reset.webhook_secret",
+            "timing-secret-0123456789-abcdefghij",
+        )
+        .set("auth.password_reset.resend_interval", "0s");
+    let gw = Gateway::start(&yaml).await;
+    let c = gw.client();
+    signup(&c, "reset-timing@example.com").await;
+    let request = |email: String| {
+        let c = c.clone();
+        async move {
+            let body = serde_json::json!({ "email": email }).to_string();
+            let t = Instant::now();
+            let r = c.post("/password-reset").body(body).send().await;
+            assert_eq!(r.status, 202);
+            t.elapsed()
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        let ghost = format!("nobody{i}@example.com");
+        if i % 2 == 0 {
+            known.push(request("reset-timing@example.com".into()).await);
+            unknown.push(request(ghost).await);
+        } else {
+            unknown.push(request(ghost).await);
+            known.push(request("reset-timing@example.com".into()).await);
+        }
+    }
+    let ratio = trimmed_mean(&mut known) / trimmed_mean(&mut unknown);
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "known {known:?} vs unknown {unknown:?}"
+    );
+    // Every known request made and delivered a token.
+    harness::eventually("40 deliveries", Duration::from_secs(10), || {
+        hook.requests().len() == 40
+    })
+    .await;
+}
