@@ -673,3 +673,148 @@ crate::on_both_stores!(
     one_token_per_email_per_resend_interval,
     a_just_rotated_token_gets_the_current_pair_within_the_interval,
 );
+
+/// An SMTP server that takes one message per connection and hands its
+/// data over: just enough of RFC 5321 for `smtplib`.
+async fn smtp_sink() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.to_ascii_uppercase();
+                    let reply: &[u8] = match (&mut data, verb.as_str()) {
+                        (Some(d), ".") => {
+                            tx.send(std::mem::take(d)).unwrap();
+                            data = None;
+                            b"250 queued\r\n"
+                        }
+                        (Some(d), _) => {
+                            d.push_str(&line);
+                            d.push('\n');
+                            continue;
+                        }
+                        (None, "DATA") => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        (None, "QUIT") => b"221 bye\r\n",
+                        (None, _) => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Stops the receiver when the test ends, by its PID.
+struct Receiver(std::process::Child);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's receiver (`examples/reset-receiver.py`), run as shipped:
+/// it refuses forged and replayed deliveries, and mails the gateway's link,
+/// whose token then resets the password.
+#[tokio::test]
+async fn the_example_receiver_verifies_and_mails_the_reset_link() {
+    let python = crate::harness::tools::installed("python3", "python3");
+    let (smtp, mut mails) = smtp_sink().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/reset-receiver.py");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shipped = std::fs::read_to_string(script).unwrap();
+    assert!(
+        readme.contains(&format!("```python\n{shipped}```")),
+        "the README's receiver is not examples/reset-receiver.py"
+    );
+    let _receiver = Receiver(
+        std::process::Command::new(python)
+            .arg(script)
+            .env("RESET_HOOK_SECRET", SECRET)
+            .env("SMTP_HOST", "127.0.0.1")
+            .env("SMTP_PORT", smtp.port().to_string())
+            .env("PORT", port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    let hook_url = format!("http://127.0.0.1:{port}");
+    eventually_async(
+        "the receiver listening",
+        Duration::from_secs(10),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let hook = Client::new(([127, 0, 0, 1], port).into());
+    let body = json!({"event": "password_reset", "email": "x@example.com", "token": "t", "expiresAt": "x"})
+        .to_string();
+    let sign = |t: u64, secret: &str| {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let tag = ring::hmac::sign(&key, format!("{t}.{body}").as_bytes());
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("t={t},sha256={hex}")
+    };
+    for forged in [
+        sign(unix_now(), "another-secret-0123456789-abcdefghij"),
+        sign(unix_now() - 600, SECRET),
+        "t=1".into(),
+    ] {
+        let r = hook
+            .post("/")
+            .header("x-gateway-signature", &forged)
+            .body(body.clone())
+            .send()
+            .await;
+        assert_eq!(r.status, 401, "{forged}");
+    }
+    assert!(mails.try_recv().is_err(), "a forged delivery was mailed");
+
+    let yaml = auth_config_on(Backend::Redb)
+        .set("auth.password_reset.webhook", &format!("\"{hook_url}/\""))
+        .set("auth.password_reset.webhook_secret", SECRET);
+    let gw = Gateway::start(yaml).await;
+    let c = gw.client();
+    signup(&c, "mailed@example.com").await;
+    request_reset(&c, "mailed@example.com").await;
+    let mail = tokio::time::timeout(Duration::from_secs(10), mails.recv())
+        .await
+        .expect("a mail within 10 s")
+        .unwrap();
+    assert!(mail.contains("To: mailed@example.com"), "{mail}");
+    let token = mail
+        .split("https://app.example.com/reset#")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no link in {mail}"));
+    assert_eq!(confirm(&c, token, NEW_PASSWORD).await.status, 204);
+    assert_eq!(
+        signin(&c, "mailed@example.com", NEW_PASSWORD).await.status,
+        200
+    );
+}
