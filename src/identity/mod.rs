@@ -288,8 +288,13 @@ impl Identity {
             Some(hook) => match previous.and_then(|p| p.mailer.clone()) {
                 Some(m) if m.is(hook, auth.reset_ttl) => Some(m),
                 _ => Some(Arc::new(
-                    reset_mail::ResetMailer::new(hook, auth.reset_ttl, users.store.clone())
-                        .map_err(IdentityError::Roots)?,
+                    reset_mail::ResetMailer::new(
+                        hook,
+                        auth.reset_ttl,
+                        users.store.clone(),
+                        metrics.clone(),
+                    )
+                    .map_err(IdentityError::Roots)?,
                 )),
             },
         };

@@ -21,6 +21,7 @@ use super::view::rfc3339;
 use crate::auth::jwt::now_unix;
 use crate::config::ResetWebhook;
 use crate::http::headers;
+use crate::telemetry::metrics::{Metrics, ResetDelivery};
 
 /// Requests being made or delivered at once; past it, one is dropped
 /// (with a warning): a flood cannot grow memory without bound.
@@ -45,6 +46,7 @@ pub struct ResetMailer {
     store: Arc<Store>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     pending: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl ResetMailer {
@@ -53,6 +55,7 @@ impl ResetMailer {
         webhook: &ResetWebhook,
         ttl: Duration,
         store: Arc<Store>,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<ResetMailer> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -68,6 +71,7 @@ impl ResetMailer {
             store,
             client: Client::builder(TokioExecutor::new()).build(https),
             pending: Arc::new(Semaphore::new(PENDING)),
+            metrics,
         })
     }
 
@@ -84,6 +88,7 @@ impl ResetMailer {
                 pending = PENDING,
                 "password reset dropped: too many pending"
             );
+            self.metrics.reset_delivery(ResetDelivery::Dropped);
             return;
         };
         let mailer = self.clone();
@@ -119,16 +124,22 @@ impl ResetMailer {
         let waits = std::iter::once(Duration::ZERO).chain(RETRY_DELAYS);
         for (attempt, wait) in waits.enumerate() {
             tokio::time::sleep(wait).await;
-            match self.attempt(&body).await {
+            let outcome = self.attempt(&body).await;
+            self.metrics.reset_delivery(match outcome {
+                Ok(()) => ResetDelivery::Delivered,
+                Err(_) => ResetDelivery::Failed,
+            });
+            match outcome {
                 Ok(()) => return tracing::info!(attempt = attempt + 1, "password reset delivered"),
                 Err(e) => tracing::warn!(
                     attempt = attempt + 1,
-                    webhook = %self.webhook.url,
+                    webhook = self.webhook.url.host().unwrap_or_default(),
                     error = %e,
                     "password reset delivery failed"
                 ),
             }
         }
+        self.metrics.reset_delivery(ResetDelivery::GivenUp);
         tracing::warn!(
             attempts = RETRY_DELAYS.len() + 1,
             "password reset delivery given up"

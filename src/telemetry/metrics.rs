@@ -35,6 +35,19 @@ pub enum RejectReason {
     PerIp,
 }
 
+/// What became of a password-reset delivery attempt, as `outcome` says it.
+#[derive(Debug, Clone, Copy)]
+pub enum ResetDelivery {
+    /// The webhook answered 2xx.
+    Delivered,
+    /// One attempt failed (another may follow).
+    Failed,
+    /// The last attempt failed.
+    GivenUp,
+    /// Too many pending: not made at all.
+    Dropped,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum SigninOutcome {
     Success,
@@ -55,6 +68,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     admin_requests: IntCounterVec,
     rate_limited: IntCounterVec,
+    reset_deliveries: IntCounterVec,
     /// 1 while the user store answers; set by the admin listener at each scrape.
     pub store_up: IntGauge,
 }
@@ -154,8 +168,24 @@ impl Metrics {
                 &["route", "policy"],
                 &[],
             ),
+            reset_deliveries: family(
+                "gateway_password_reset_deliveries_total",
+                "Password-reset webhook deliveries, by outcome (failed counts attempts)",
+                &["outcome"],
+                &[&["delivered"], &["failed"], &["given_up"], &["dropped"]],
+            ),
             registry,
         }
+    }
+
+    pub fn reset_delivery(&self, outcome: ResetDelivery) {
+        let outcome = match outcome {
+            ResetDelivery::Delivered => "delivered",
+            ResetDelivery::Failed => "failed",
+            ResetDelivery::GivenUp => "given_up",
+            ResetDelivery::Dropped => "dropped",
+        };
+        self.reset_deliveries.with_label_values(&[outcome]).inc();
     }
 
     /// A request `policy` refused on `route`.
@@ -277,6 +307,7 @@ mod tests {
             "gateway_signups_total 0",
             r#"gateway_signins_total{outcome="throttled"} 0"#,
             r#"gateway_config_reloads_total{outcome="failure"} 0"#,
+            r#"gateway_password_reset_deliveries_total{outcome="given_up"} 0"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -510,7 +510,8 @@ async fn without_a_webhook_password_reset_is_not_served() {
 #[tokio::test]
 async fn a_failed_delivery_is_retried_and_the_token_never_logged() {
     let hook = receiver(2).await;
-    let yaml = with_webhook(auth_config_on(Backend::Redb), &hook, "60s");
+    let yaml = with_webhook(auth_config_on(Backend::Redb), &hook, "60s")
+        .set("admin.listen", "127.0.0.1:0");
     let gw = Binary::serve(yaml).await;
     let c = gw.client();
     signup(&c, "retry@example.com").await;
@@ -535,6 +536,15 @@ async fn a_failed_delivery_is_retried_and_the_token_never_logged() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(hook.requests().len(), 3, "no attempt after a 2xx");
     assert_eq!(confirm(&c, &token, NEW_PASSWORD).await.status, 204);
+    let admin = Client::new(gw.admin_addr.unwrap());
+    let metrics = String::from_utf8_lossy(&admin.get("/metrics").send().await.body).into_owned();
+    for line in [
+        r#"gateway_password_reset_deliveries_total{outcome="delivered"} 1"#,
+        r#"gateway_password_reset_deliveries_total{outcome="failed"} 2"#,
+        r#"gateway_password_reset_deliveries_total{outcome="given_up"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     let logs = format!("{}{}", gw.stdout(), gw.stderr());
     assert!(logs.contains("password reset delivery failed"), "{logs}");
     assert!(logs.contains("password reset delivered"), "{logs}");
