@@ -9,12 +9,11 @@ import http.client
 import json
 import os
 import signal
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import finish_summary, fmt_ms, load_run, medians, read_meta  # noqa: E402
+from bench import finish_summary, fmt_ms, medians, read_meta, store_table  # noqa: E402
 
 STORES = [("redb", "redb"), ("pg", "PostgreSQL")]
 READS = [("first", "first page of 100"), ("deep", "a page of 100 near the end"),
@@ -73,18 +72,7 @@ def list_loop(port, token):
 
 def report(outdir):
     meta = read_meta(os.path.join(outdir, "meta.env"))
-    reads, problems = {}, []
-    for store, _ in STORES:
-        for read, _ in READS:
-            got = []
-            for rnd in range(1, int(meta.get("rounds", "3")) + 1):
-                r = load_run(os.path.join(outdir, f"{store}-{read}.r{rnd}.txt"))
-                if r["valid"]:
-                    got.append(r)
-                else:
-                    problems.append(f"{store} {read} round {rnd}: " + "; ".join(r["problems"]))
-            if got:
-                reads[f"{store}-{read}"] = {k: statistics.median(g[k] for g in got) for k in ("rps", "p99_ms")}
+    reads, problems = medians(outdir, [f"{s}-{r}" for s, _ in STORES for r, _ in READS], None)
     names = [f"{s}-proxy-{w}" for s, _ in STORES for w in ("idle", "listing")]
     proxied, p2 = medians(outdir, names, "none")
     problems += p2
@@ -109,14 +97,7 @@ def report(outdir):
         "",
         f"Reads, wrk with {meta.get('admin_connections')} connections:",
         "",
-        "| store | " + " | ".join(f"{label} req/s | p99" for _, label in READS) + " |",
-        "|---|" + "---:|---:|" * len(READS),
-    ]
-    for s, label in STORES:
-        cells = []
-        for r, _ in READS:
-            cells += [fmt(g(reads, f"{s}-{r}", "rps")), fmt_ms(g(reads, f"{s}-{r}", "p99_ms"))]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        *store_table(STORES, READS, reads),
     lines += [
         "",
         f"Proxied requests (`auth: none`, {meta.get('proxied_connections')} connections), alone and while "

@@ -24,12 +24,9 @@ USERS="${BENCH_ADMIN_USERS:-10000}"
 CONNS=16
 ADMIN_TOKEN="bench-admin-token-0123456789abcdefghij"
 
-# wrk on one admin read; output NAME.rROUND.txt.
+# run.sh's `measure` on one admin read, with the token.
 admin_read() { # name round url
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -H "Authorization: Bearer $ADMIN_TOKEN" "$3" >/dev/null 2>&1 || true
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
-        -H "Authorization: Bearer $ADMIN_TOKEN" "$3" >"$OUT/$1.r$2.txt" 2>&1 || true
-    log "round $2  $(printf '%-22s' "$1") $(python3 "$HELPER" brief "$OUT/$1.r$2.txt")"
+    measure "$1" "$2" "$3" -H "Authorization: Bearer $ADMIN_TOKEN"
 }
 
 main_admin() {

@@ -257,6 +257,21 @@ def medians(outdir, names, cpu):
     return res, problems
 
 
+def store_table(stores, runs, results):
+    """Markdown lines: a row per (key, label) of STORES, a req/s and a p99
+    column per (key, label) of RUNS, from RESULTS keyed "<store>-<run>"."""
+    get = lambda n, k: (results.get(n) or {}).get(k)  # noqa: E731
+    lines = ["| store | " + " | ".join(f"{label} req/s | p99" for _, label in runs) + " |",
+             "|---|" + "---:|---:|" * len(runs)]
+    for s, label in stores:
+        cells = []
+        for r, _ in runs:
+            rps = get(f"{s}-{r}", "rps")
+            cells += ["n/a" if rps is None else f"{rps:.0f}", fmt_ms(get(f"{s}-{r}", "p99_ms"))]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def finish_summary(outdir, lines, meta, problems, results):
     """Appends notes and problems to the summary lines, writes summary.md and
     results.json, prints the summary; returns 3 if some run was invalid."""

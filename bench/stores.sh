@@ -38,8 +38,9 @@ new_database() { # name -> URL
 
 
 # A gateway with the built-in endpoints on STORE, bcrypt cost 4, one
-# `auth: none` route to the upstream; an extra top-level line if given.
-endpoint_yaml() { # port store [extra line]
+# `auth: none` route to the upstream; an extra top-level line and extra
+# `auth:` lines (indented two spaces) if given.
+endpoint_yaml() { # port store [extra line] [extra auth lines]
     cat <<YAML
 listen: 127.0.0.1:$1
 ${3:-}
@@ -50,6 +51,7 @@ auth:
   bcrypt_cost: 4
   access_token: { secret: "$SECRET" }
   refresh_token: { secret: "bench-refresh-secret-0123456789abcdef" }
+${4:-}
 routes:
   - { name: none, path: $BENCH_PATH, upstream: "http://127.0.0.1:$UPSTREAM_PORT", auth: none }
 YAML

@@ -18,7 +18,7 @@ use crate::identity::endpoints::{json_response, read_body};
 use crate::identity::input::Fields;
 use crate::identity::{AccountError, Identity};
 use crate::proxy::error::GatewayError;
-use crate::proxy::route::normalize;
+use crate::proxy::route::PathError;
 use crate::proxy::state::Gateway;
 
 /// How long a request body may take to arrive.
@@ -63,17 +63,19 @@ impl Action {
         }
     }
 
-    /// The action a method and (normalised) path name.
+    /// The action a method and path name.
     fn parse(method: &Method, path: &str) -> Result<Action, GatewayError> {
-        let path = normalize(path)?;
-        let rest = path.strip_prefix("/admin/").ok_or(GatewayError::NotFound)?;
-        if rest.is_empty() {
-            return only(method, &[Method::GET], || Action::Console);
-        }
-        let segs: Vec<String> = rest.split('/').map(decode).collect::<Result<_, _>>()?;
+        let segs = segments(path)?;
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let segs = match segs.as_slice() {
+            ["admin"] if path.starts_with("/admin/") => {
+                return only(method, &[Method::GET], || Action::Console)
+            }
+            ["admin", rest @ ..] => rest,
+            _ => return Err(GatewayError::NotFound),
+        };
         let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
-        match segs.as_slice() {
+        match segs {
             ["users"] => match *method {
                 Method::GET | Method::HEAD => Ok(Action::ListUsers),
                 Method::POST => Ok(Action::CreateUser),
@@ -122,6 +124,25 @@ fn only(
         true => Ok(action()),
         false => Err(GatewayError::MethodNotAllowed(allowed.to_vec())),
     }
+}
+
+/// The path's segments, each percent-decoded on its own (so an email with
+/// `/` in it is one segment, `%2F`), empty and `.` segments dropped, `..`
+/// resolved. The admin API forwards nothing, so this needs none of the
+/// proxy's stricter normal form.
+fn segments(path: &str) -> Result<Vec<String>, GatewayError> {
+    let rest = path.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
+    let mut out: Vec<String> = Vec::new();
+    for raw in rest.split('/') {
+        match decode(raw)?.as_str() {
+            "" | "." => {}
+            ".." => {
+                out.pop().ok_or(PathError::AboveRoot)?;
+            }
+            seg => out.push(seg.to_string()),
+        }
+    }
+    Ok(out)
 }
 
 fn decode(segment: &str) -> Result<String, GatewayError> {
@@ -361,7 +382,17 @@ mod tests {
         assert_eq!(parse(Method::GET, "/admin/users/a/disable"), Err(405));
         assert_eq!(parse(Method::GET, "/admin/nope"), Err(404));
         assert_eq!(parse(Method::GET, "/admin/users/a/b/c/d"), Err(404));
-        assert_eq!(parse(Method::GET, "/admin/users/a%2Fb"), Err(400));
+        // A `/` or `\` in an email is a character of its one segment.
+        assert_eq!(
+            parse(Method::GET, "/admin/users/a%2Fb@x.io"),
+            Ok(Action::ShowUser("a/b@x.io".into()))
+        );
+        assert_eq!(
+            parse(Method::POST, "/admin/users/c%5Cd@x.io/disable"),
+            Ok(Action::Disable("c\\d@x.io".into()))
+        );
+        assert_eq!(parse(Method::GET, "/admin/users/../../.."), Err(400));
+        assert_eq!(parse(Method::GET, "/admin"), Err(404));
         assert_eq!(parse(Method::GET, "/admin/users/%FF"), Err(400));
         assert_eq!(parse(Method::GET, "/admin/../metrics"), Err(404));
     }

@@ -557,6 +557,33 @@ async fn users_page_in_creation_order(backend: Backend) {
     assert_eq!(r.status, 200);
 }
 
+/// Sign-up takes `/` and `\` in an email's local part; the API addresses
+/// such a user with the character escaped in its one path segment, and
+/// `gateway users` does the same through the running gateway.
+#[tokio::test]
+async fn an_email_with_a_slash_is_addressable() {
+    let gw = Binary::serve(with_admin(auth_config()).set("admin.listen", &free_admin_port())).await;
+    let c = gw.client();
+    for email in ["a/b@example.com", "c\\d@example.com"] {
+        signup(&c, email).await;
+    }
+    let admin = Client::new(gw.admin_addr.unwrap());
+    let r = admin_call(&admin, Method::GET, "/admin/users/a%2Fb@example.com", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["email"], "a/b@example.com");
+    let r = admin_call(
+        &admin,
+        Method::POST,
+        "/admin/users/c%5Cd@example.com/disable",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (code, out, err) = gw.cli(&["users", "show", "a/b@example.com"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("a/b@example.com"), "{out}");
+}
+
 crate::on_both_stores!(
     the_token_is_checked_before_anything_else,
     every_endpoint_works_and_applies_at_once,
