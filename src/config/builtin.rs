@@ -89,6 +89,7 @@ impl Endpoint {
             scopes: Vec::new(),
             strip_prefix: None,
             timeout: Duration::from_secs(30),
+            max_body: None,
             cors: RouteCors::Inherit,
             upstream_protocol: UpstreamProtocol::Http1,
             rate_limit: Vec::new(),

@@ -455,6 +455,9 @@ pub struct Route {
     /// Connect + until the response head, and the longest silence while a
     /// body streams; default `Route::DEFAULT_TIMEOUT`.
     pub timeout: Duration,
+    /// Overrides `limits.max_body` for this route's request bodies (a
+    /// whole stream, for gRPC).
+    pub max_body: Option<u64>,
     pub cors: RouteCors,
     /// HTTP/1.1 (default) or HTTP/2 to the upstream (h2c for `http://`).
     pub upstream_protocol: UpstreamProtocol,
@@ -464,6 +467,11 @@ pub struct Route {
 
 impl Route {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The largest request body it takes: its own `max_body`, else the global one.
+    pub fn max_body(&self, limits: &Limits) -> u64 {
+        self.max_body.unwrap_or(limits.max_body)
+    }
 
     pub fn allows(&self, method: &Method) -> bool {
         self.methods.as_ref().is_none_or(|m| m.contains(method))

@@ -153,6 +153,7 @@ pub struct Route {
     pub scopes: Option<Vec<String>>,
     pub strip_prefix: Option<String>,
     pub timeout: Option<String>,
+    pub max_body: Option<Size>,
     pub cors: Option<RouteCors>,
     pub upstream_protocol: Option<UpstreamProtocol>,
     pub rate_limit: Option<OneOrMany>,

@@ -40,6 +40,8 @@ pub struct RequestCtx {
     pub stats: Arc<RequestStats>,
     /// The rate-limit checks of a limited route, for its headers.
     pub limited: Option<Limited>,
+    /// A gRPC call: the gateway's own refusals are trailers-only gRPC responses.
+    pub grpc: bool,
     method: Method,
     client: SocketAddr,
     start: Instant,
@@ -68,6 +70,7 @@ impl RequestCtx {
             cors,
             stats: Arc::default(),
             limited: None,
+            grpc: crate::proxy::grpc::is_grpc(req.headers()),
             method: req.method().clone(),
             client,
             start: Instant::now(),

@@ -105,7 +105,7 @@ impl GatewayError {
 
     /// The `message` of the JSON body: our own failures keep their detail
     /// for the log and say only "internal error".
-    fn message(&self) -> Cow<'static, str> {
+    pub fn message(&self) -> Cow<'static, str> {
         match self.status() == StatusCode::INTERNAL_SERVER_ERROR {
             true => Cow::Borrowed("internal error"),
             false => Cow::Owned(self.to_string()),

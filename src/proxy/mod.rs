@@ -11,6 +11,7 @@ pub mod ctx;
 pub mod decorate;
 pub mod echo;
 pub mod error;
+pub mod grpc;
 pub mod pipeline;
 pub mod request_id;
 pub mod rewrite;

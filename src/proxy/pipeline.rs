@@ -27,7 +27,7 @@ use crate::proxy::error::GatewayError;
 use crate::proxy::route::{self, Match};
 use crate::proxy::state::{Gateway, GatewayState};
 use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
-use crate::proxy::{client_ip, cors, decorate, echo, rewrite, websocket};
+use crate::proxy::{client_ip, cors, decorate, echo, grpc, rewrite, websocket};
 use crate::ratelimit::{Limited, Phase, Subject};
 use crate::telemetry::metrics::{Metrics, SigninOutcome};
 
@@ -213,7 +213,13 @@ fn refuse(gw: &Gateway, ctx: &RequestCtx, e: GatewayError) -> Response<ResponseB
         true => tracing::debug!(request_id = id, error = %e.chain(), "request refused"),
         false => tracing::warn!(request_id = id, error = %e.chain(), "request failed"),
     }
-    e.into_response()
+    match ctx.grpc {
+        true => {
+            let message = e.message().into_owned();
+            grpc::trailers_only(e.into_response(), &message)
+        }
+        false => e.into_response(),
+    }
 }
 
 /// The preflight stage: an `OPTIONS` with `Origin` and
@@ -335,7 +341,7 @@ fn outgoing(
     principal: Option<&Principal>,
     req: Request<Incoming>,
 ) -> Result<Outgoing, GatewayError> {
-    check_declared_length(req.headers(), state.limits.max_body)?;
+    check_declared_length(req.headers(), route.max_body(&state.limits))?;
     let path_and_query = upstream_path(&ctx.path, route, req.uri().query());
     let host = client_host(&req);
     let upgrade = websocket::upgrade_of(&req);
@@ -370,10 +376,12 @@ async fn forward(
     targets: &[UpstreamTarget],
     out: Outgoing,
 ) -> Result<Answer, GatewayError> {
+    // A gRPC call's own deadline, when shorter, bounds the wait for the head.
+    let timeout = grpc::timeout(&out.parts.headers).map_or(route.timeout, |t| t.min(route.timeout));
     let fwd = Forward {
         targets,
         path_and_query: &out.path_and_query,
-        timeout: route.timeout,
+        timeout,
         // hyper upgrades HTTP/1.1 connections only.
         protocol: match out.upgrade {
             Some(_) => UpstreamProtocol::Http1,
@@ -381,7 +389,7 @@ async fn forward(
         },
     };
     let limit = BodyLimit {
-        max: state.limits.max_body,
+        max: route.max_body(&state.limits),
         stats: ctx.stats.clone(),
     };
     let answer = gw

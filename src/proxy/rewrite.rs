@@ -60,17 +60,29 @@ pub fn strip(h: &mut HeaderMap, what: Strip) {
         true => connection_listed(h),
         false => Vec::new(),
     };
+    // `TE: trailers` goes on (RFC 9113 8.2.2; gRPC servers require it).
+    let keep_te = what == Strip::HopByHopAndSpoofed && te_is_trailers(h);
     let doomed: Vec<HeaderName> = h
         .keys()
         .filter(|n| {
-            HOP_BY_HOP.contains(n)
-                || listed.contains(n)
+            (HOP_BY_HOP.contains(n) || listed.contains(n)) && !(keep_te && *n == headers::TE)
                 || (what == Strip::HopByHopAndSpoofed && spoofs(n.as_str()))
         })
         .cloned()
         .collect();
     for name in doomed {
         h.remove(&name);
+    }
+}
+
+/// Exactly one `TE`, and its value is `trailers`.
+fn te_is_trailers(h: &HeaderMap) -> bool {
+    let mut te = h.get_all(&headers::TE).iter();
+    match (te.next(), te.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("trailers")),
+        _ => false,
     }
 }
 
@@ -202,9 +214,31 @@ mod tests {
         assert_eq!(h["x-request-id"], "rid");
         assert_eq!(h["authorization"], "Bearer t");
         assert_eq!(h["content-length"], "3");
-        for gone in ["x-custom", "connection", "keep-alive", "te", "upgrade"] {
+        for gone in ["x-custom", "connection", "keep-alive", "upgrade"] {
             assert!(!h.contains_key(gone), "{gone} survived");
         }
+        assert_eq!(h["te"], "trailers", "TE: trailers is forwarded");
+    }
+
+    #[test]
+    fn te_goes_on_only_as_trailers_and_only_to_upstreams() {
+        let id = HeaderValue::from_static("rid");
+        for (value, kept) in [
+            ("trailers", true),
+            (" Trailers ", true),
+            ("gzip", false),
+            ("trailers, deflate", false),
+        ] {
+            let mut h = map(&[("te", value), ("connection", "te")]);
+            request(&mut h, &origin(&id));
+            assert_eq!(h.contains_key("te"), kept, "{value}");
+        }
+        let mut h = map(&[("te", "trailers"), ("te", "trailers")]);
+        request(&mut h, &origin(&id));
+        assert!(!h.contains_key("te"), "two TE headers");
+        let mut h = map(&[("te", "trailers")]);
+        strip(&mut h, Strip::HopByHop);
+        assert!(!h.contains_key("te"), "never on a response");
     }
 
     #[test]

@@ -87,7 +87,7 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .header("connection", "x-client-hop, x-forwarded-for, x-request-id")
         .header("x-client-hop", "1")
         .header("keep-alive", "timeout=1")
-        .header("te", "trailers")
+        .header("te", "trailers, deflate")
         .header("proxy-connection", "keep-alive")
         .header("x-request-id", "client-chosen-id")
         .send()

@@ -15,6 +15,7 @@ mod cors;
 mod crash;
 mod examples;
 mod forwarding;
+mod grpc;
 mod h2_flood;
 mod identity;
 mod identity_ops;

@@ -6,16 +6,19 @@ use crate::config::{raw, units};
 use super::Validator;
 
 impl Validator<'_> {
+    /// A size in bytes, or text like `10MiB`; `None` when absent or wrong.
+    pub(super) fn size(&mut self, path: &str, size: Option<raw::Size>) -> Option<u64> {
+        match size? {
+            raw::Size::Bytes(n) => Some(n),
+            raw::Size::Text(t) => units::size(&t).map_err(|msg| self.err(path, msg)).ok(),
+        }
+    }
+
     pub(super) fn limits(&mut self, l: raw::Limits) -> Limits {
         let d = Limits::default();
-        let max_body = match l.max_body {
-            None => d.max_body,
-            Some(raw::Size::Bytes(n)) => n,
-            Some(raw::Size::Text(t)) => units::size(&t).unwrap_or_else(|msg| {
-                self.err("limits.max_body", msg);
-                d.max_body
-            }),
-        };
+        let max_body = self
+            .size("limits.max_body", l.max_body)
+            .unwrap_or(d.max_body);
         Limits {
             max_body,
             header_timeout: self.duration(

@@ -157,6 +157,7 @@ impl Validator<'_> {
                 r.timeout,
                 Route::DEFAULT_TIMEOUT,
             ),
+            max_body: self.size(&format!("{path}.max_body"), r.max_body),
             cors,
             upstream_protocol: r.upstream_protocol.unwrap_or_default(),
             rate_limit: self.route_policies(path, r.rate_limit, policies),

@@ -74,8 +74,14 @@ impl Upstreams {
         limit: BodyLimit,
     ) -> Result<Answer<'t>, UpstreamError> {
         let deadline = Instant::now() + fwd.timeout;
+        let (max, stats) = (limit.max, limit.stats.clone());
         let req = Request::from_parts(parts, RequestBody::new(body, limit.max, limit.stats));
         match tokio::time::timeout_at(deadline, self.exchange(&fwd, req)).await {
+            // An HTTP/2 upstream connection reports the body's failure as
+            // its stream's reset: the count tells what happened.
+            Ok(Err(_)) if stats.bytes_in.load(Ordering::Relaxed) > max => {
+                Err(UpstreamError::BodyTooLarge(max))
+            }
             Ok(result) => result,
             Err(_) => Err(UpstreamError::Timeout),
         }
