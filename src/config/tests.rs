@@ -804,3 +804,16 @@ fn the_reuse_interval_and_the_reset_webhook_are_checked() {
         "is not an http:// or https:// URL",
     );
 }
+
+#[test]
+fn a_route_may_set_its_own_max_body() {
+    let yaml = |extra: &str| {
+        format!("listen: 127.0.0.1:3000\nroutes:\n  - {{ name: up, path: /up, echo: true, auth: none{extra} }}\n")
+    };
+    let c = parse_str(&yaml(", max_body: 64KiB")).unwrap();
+    assert_eq!(c.routes[0].max_body, Some(64 * 1024));
+    assert_eq!(c.routes[0].max_body(&c.limits), 64 * 1024);
+    let c = parse_str(&yaml("")).unwrap();
+    assert_eq!(c.routes[0].max_body(&c.limits), c.limits.max_body);
+    assert_error(&yaml(", max_body: lots"), "3:", "max_body");
+}
