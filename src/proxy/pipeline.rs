@@ -101,9 +101,15 @@ pub async fn handle(
     let log = state.log.access.then_some(state.log.format);
     let global = cors::Decoration::of(state.cors.clone(), req.headers());
     let mut ctx = RequestCtx::new(&req, conn.client, global, log, gw.metrics.clone());
+    // A refusal is recorded with its HTTP status, also when a gRPC client
+    // gets it as a trailers-only 200.
+    let mut refused = None;
     let answer = match run(&gw, &state, &conn, &mut ctx, req).await {
         Ok(answer) => answer,
-        Err(e) => Answer::gateway(refuse(&gw, &ctx, e)),
+        Err(e) => {
+            refused = Some(e.status());
+            Answer::gateway(refuse(&gw, &ctx, e))
+        }
     };
     let mut res = answer.response;
     decorate::response(&mut res, &ctx.request_id, answer.from_upstream);
@@ -114,7 +120,7 @@ pub async fn handle(
     if body::is_headers_only(ctx.method(), res.status()) {
         res.body_mut().headers_only();
     }
-    let status = res.status().as_u16();
+    let status = refused.unwrap_or(res.status()).as_u16();
     res.body_mut().on_complete(ctx.finish(status));
     res.body_mut().hold(in_flight);
     Ok(res)

@@ -230,6 +230,7 @@ async fn unary(
 fn config(upstream: SocketAddr) -> Yaml {
     let up = format!("\"http://{upstream}\"");
     auth_config()
+        .set("admin.listen", "127.0.0.1:0")
         .route("open", &format!(r#"path: "/open.Echo/*", upstream: {up}, upstream_protocol: h2, auth: none"#))
         .route("secure", &format!(r#"path: "/secure.Echo/*", upstream: {up}, upstream_protocol: h2"#))
         .route(
@@ -371,6 +372,13 @@ async fn the_gateways_own_refusals_are_grpc_statuses() {
         Code::Unauthenticated
     );
     assert_eq!(server.seen.lock().unwrap().len(), before);
+    // Metrics and the access log keep the HTTP status a refusal stands for.
+    let metrics = gw.admin().get("/metrics").send().await;
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains(r#"gateway_requests_total{method="POST",route="secure",status="401"} 2"#),
+        "{metrics}"
+    );
     // With a token: through, as the principal.
     let (access, _) = signup(&gw.client(), "grpc@example.com").await;
     let mut ok = Request::new(msg("x", 0));
