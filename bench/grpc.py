@@ -10,7 +10,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import cpu_during, read_meta  # noqa: E402
+from bench import cpu_during, finish_summary, read_meta  # noqa: E402
 
 
 def main(outdir):
@@ -43,15 +43,8 @@ def main(outdir):
                      f"{fmt(g.get('p99_us'), '{:.0f}')} / {fmt(x.get('p99_us'), '{:.0f}')} µs | "
                      f"{fmt(g.get('cpu_us'), '{:.1f}')} / {fmt(x.get('cpu_us'), '{:.1f}')} µs | "
                      f"{sum(r.get('errors', 0) for r in (d, g, x))} |")
-    if meta.get("notes"):
-        lines += ["", "Notes: " + meta["notes"]]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(outdir, "summary.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(outdir, "results.json"), "w") as f:
-        json.dump(res, f, indent=2)
-    print(text)
+    return finish_summary(outdir, lines, meta, [], res)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1]))

@@ -227,6 +227,26 @@ async fn unary(
         .await
 }
 
+/// A client stream of `n` messages of 1 KiB to `service`'s `Sum`.
+async fn upload(
+    c: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    service: &str,
+    n: u32,
+) -> Result<Response<Msg>, Status> {
+    let messages = (0..n).map(|i| Msg {
+        text: "up".into(),
+        n: i,
+        pad: vec![7; 1024],
+    });
+    c.ready().await.unwrap();
+    c.client_streaming(
+        Request::new(tokio_stream::iter(messages)),
+        path(service, "Sum"),
+        ProstCodec::<Msg, Msg>::default(),
+    )
+    .await
+}
+
 fn config(upstream: SocketAddr) -> Yaml {
     let up = format!("\"http://{upstream}\"");
     auth_config()
@@ -292,20 +312,7 @@ async fn every_kind_of_call_passes_with_metadata_and_trailers() {
     );
 
     // Client streaming: 200 messages of 1 KiB.
-    c.ready().await.unwrap();
-    let upload = tokio_stream::iter((0..200).map(|i| Msg {
-        text: "up".into(),
-        n: i,
-        pad: vec![7; 1024],
-    }));
-    let res = c
-        .client_streaming(
-            Request::new(upload),
-            path("open", "Sum"),
-            ProstCodec::<Msg, Msg>::default(),
-        )
-        .await
-        .unwrap();
+    let res = upload(&mut c, "open", 200).await.unwrap();
     assert_eq!(res.get_ref().n, 200);
     assert_eq!(res.get_ref().text, "bytes=204800");
 
@@ -409,37 +416,11 @@ async fn the_gateways_own_refusals_are_grpc_statuses() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
     // Past a route's `max_body`, mid-stream: RESOURCE_EXHAUSTED.
-    c.ready().await.unwrap();
-    let upload = tokio_stream::iter((0..200).map(|i| Msg {
-        text: "up".into(),
-        n: i,
-        pad: vec![7; 1024],
-    }));
-    let err = c
-        .client_streaming(
-            Request::new(upload),
-            path("small", "Sum"),
-            ProstCodec::<Msg, Msg>::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = upload(&mut c, "small", 200).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("65536"), "{}", err.message());
     // Under it, the same route takes the call.
-    c.ready().await.unwrap();
-    let upload = tokio_stream::iter((0..10).map(|i| Msg {
-        text: "up".into(),
-        n: i,
-        pad: vec![7; 1024],
-    }));
-    let res = c
-        .client_streaming(
-            Request::new(upload),
-            path("small", "Sum"),
-            ProstCodec::<Msg, Msg>::default(),
-        )
-        .await
-        .unwrap();
+    let res = upload(&mut c, "small", 10).await.unwrap();
     assert_eq!(res.get_ref().n, 10);
     // An upstream that refuses connections: UNAVAILABLE.
     let err = unary(&mut c, "gone", Request::new(msg("x", 0)))
