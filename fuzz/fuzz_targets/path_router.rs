@@ -1,7 +1,7 @@
 //! Path normalisation and route matching: any request path either is refused
 //! with a `PathError` or normalises to a canonical path (checked below), and
-//! looking that path up in a route table never panics and answers
-//! consistently with the table.
+//! looking that path up in the route table (a segment trie) never panics
+//! and answers exactly as a scan of the routes in precedence order would.
 //!
 //! Input: the first byte picks the method, the rest is the request path.
 #![no_main]
@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use gateway::config::Route;
 use gateway::proxy::route::{normalize, Match, RouteTable};
 use http::Method;
 use libfuzzer_sys::fuzz_target;
@@ -79,12 +80,15 @@ const METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PURGE",
 ];
 
-fn table() -> &'static RouteTable {
-    static TABLE: OnceLock<RouteTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
+/// The table, and its routes sorted by precedence for the reference scan.
+fn tables() -> &'static (RouteTable, Vec<Route>) {
+    static TABLES: OnceLock<(RouteTable, Vec<Route>)> = OnceLock::new();
+    TABLES.get_or_init(|| {
         let config = gateway::config::parse(ROUTES, Path::new("/fuzz/gateway.yaml"), &|_| None)
             .unwrap_or_else(|e| panic!("the fuzz route config is invalid: {e}"));
-        RouteTable::new(config.routes)
+        let mut sorted = config.routes.clone();
+        sorted.sort_by(|a, b| a.template.specificity(&b.template));
+        (RouteTable::new(config.routes), sorted)
     })
 }
 
@@ -131,27 +135,40 @@ fn check_normal_form(input: &str, out: &str) {
 }
 
 fn check_lookup(path: &str, method: &Method) {
+    let (table, sorted) = tables();
     let segments: Vec<&str> = path[1..].split('/').collect();
-    match table().lookup(path, method) {
-        Match::Found(route) => {
-            assert!(
-                route.template.matches(&segments),
-                "{path:?}: {} does not match",
-                route.name
+    let matching: Vec<&Route> = sorted
+        .iter()
+        .filter(|r| r.template.matches(&segments))
+        .collect();
+    let winner = matching.iter().find(|r| r.allows(method));
+    match (table.lookup(path, method), winner) {
+        (Match::Found(route), Some(want)) => assert_eq!(
+            route.name, want.name,
+            "{method} {path:?}: the trie and the ordered scan disagree"
+        ),
+        (Match::MethodNotAllowed(allow), None) if !matching.is_empty() => {
+            let mut want: Vec<&Method> = Vec::new();
+            for m in matching.iter().flat_map(|r| r.methods.iter().flatten()) {
+                if !want.contains(&m) {
+                    want.push(m);
+                }
+            }
+            assert_eq!(
+                allow.iter().collect::<Vec<_>>(),
+                want,
+                "{method} {path:?}: Allow"
             );
-            assert!(
-                route.allows(method),
-                "{path:?}: {} does not allow {method}",
-                route.name
-            );
-        }
-        Match::MethodNotAllowed(allow) => {
             assert!(
                 !allow.contains(method),
-                "{path:?}: 405 for {method} listing {method} in Allow"
+                "{method} {path:?}: 405 listing {method}"
             );
         }
-        Match::NotFound => {}
+        (Match::NotFound, None) if matching.is_empty() => {}
+        (got, want) => panic!(
+            "{method} {path:?}: the trie answered {got:?}, the ordered scan {:?}",
+            want.map(|r| &r.name)
+        ),
     }
 }
 

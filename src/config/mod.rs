@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Pos};
 pub use model::*;
-pub use template::Template;
+pub use template::{Segment, Template};
 
 /// Everything validation found: the config as far as it could be built,
 /// and every error. The loading step reads the files a config with errors

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
+pub enum Segment {
     Literal(String),
     Param,
 }
@@ -37,6 +37,16 @@ impl Template {
             }
         }
         Ok(Template { segments, wildcard })
+    }
+
+    /// The segments before the `/*` (all of them without one).
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Does it end in `/*`?
+    pub fn wildcard(&self) -> bool {
+        self.wildcard
     }
 
     /// Does the normalised path (split on `/`, without the leading one) match?

@@ -54,7 +54,10 @@ impl Handler for Gateway {
         req: Request<Incoming>,
     ) -> impl std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static
     {
-        handle(self, conn, req)
+        // Boxed per request: hyper keeps a connection's request future in a
+        // box of the future's size for the connection's whole life, so an
+        // unboxed one (about 10 KiB) would stay on every idle connection.
+        Box::pin(handle(self, conn, req))
     }
 }
 
@@ -160,8 +163,10 @@ async fn run(
     ctx.principal = principal.as_ref().map(|p| p.sub.clone());
     limit(gw, ctx, route, &req, client, Phase::AfterAuth)?;
     match &route.target {
+        // Boxed: the identity endpoints' state is most of this future's
+        // size, which every proxied request would otherwise move around.
         Target::Builtin(endpoint) => {
-            builtin(state, ctx, *endpoint, principal.as_deref(), req).await
+            Box::pin(builtin(state, ctx, *endpoint, principal.as_deref(), req)).await
         }
         Target::Echo => {
             let out = outgoing(state, conn, ctx, route, principal.as_deref(), req)?;
