@@ -42,11 +42,17 @@ const MAX_TOKEN_BYTES: usize = 4096;
 const INVALID_TTL: Duration = Duration::from_secs(10);
 const INVALID_CAPACITY: u64 = 10_000;
 
-/// A token's cache key: SHA-256, so no forged token can share a valid one's entry.
-type TokenHash = [u8; 32];
+/// A token's cache key: SipHash-2-4 with a 128-bit output under a key drawn
+/// when the authorizer is made. A keyed PRF nobody outside the process can
+/// compute or observe, so a forged token shares a valid one's entry with
+/// probability 2^-128 per try; a fifth of the cost of the SHA-256 it
+/// replaced, which was 20 % of a cached request's instructions.
+type TokenHash = u128;
 
 pub struct Authorizer {
     keys: Arc<SigningKeys>,
+    /// The cache key's key (`TokenHash`).
+    hash_key: [u8; 16],
     validation: Rules,
     leeway: u64,
     valid: Cache<TokenHash, Arc<Principal>>,
@@ -82,7 +88,10 @@ impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
 
 impl Authorizer {
     pub fn new(s: Settings<'_>, revoked: Arc<Revoked>, metrics: Arc<Metrics>) -> Authorizer {
+        let mut hash_key = [0u8; 16];
+        getrandom::fill(&mut hash_key).expect("the OS random source failed");
         Authorizer {
+            hash_key,
             validation: s.keys.validation(s.issuer, s.leeway.as_secs()),
             keys: s.keys,
             leeway: s.leeway.as_secs(),
@@ -132,7 +141,7 @@ impl Authorizer {
 
     /// Verified principal from the cache, or verify and cache the outcome.
     fn principal(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
-        let key = token_hash(token);
+        let key = token_hash(&self.hash_key, token);
         if let Some(p) = self.valid.get(&key) {
             self.metrics.authorizer_cache_hits.inc();
             return Ok(p);
@@ -181,21 +190,22 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     if token.is_empty() {
         return Err(AuthError::MissingToken);
     }
-    if token.len() > MAX_TOKEN_BYTES
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
-    {
+    if token.len() > MAX_TOKEN_BYTES || !token.bytes().all(is_token_byte) {
         return Err(AuthError::InvalidToken);
     }
     Ok(token)
 }
 
-fn token_hash(token: &str) -> TokenHash {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+/// base64url, and the base64 and token68 extras (`~+/=`).
+fn is_token_byte(b: u8) -> bool {
+    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+fn token_hash(key: &[u8; 16], token: &str) -> TokenHash {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip128::SipHasher24::new_with_key(key);
+    h.write(token.as_bytes());
+    siphasher::sip128::Hasher128::finish128(&h).as_u128()
 }
 
 #[cfg(test)]
