@@ -64,7 +64,8 @@ fn build(keys: SigningKeys, metrics: &Arc<Metrics>, revoked: &Arc<Revoked>) -> T
         },
         revoked.clone(),
         metrics.clone(),
-    );
+    )
+    .expect("the OS random source works");
     Target { authorizer, keys }
 }
 

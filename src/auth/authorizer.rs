@@ -87,10 +87,15 @@ impl Expiry<TokenHash, Arc<Principal>> for UntilExpiry {
 }
 
 impl Authorizer {
-    pub fn new(s: Settings<'_>, revoked: Arc<Revoked>, metrics: Arc<Metrics>) -> Authorizer {
+    /// Fails only when the OS random source does (the cache key's key).
+    pub fn new(
+        s: Settings<'_>,
+        revoked: Arc<Revoked>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Authorizer, getrandom::Error> {
         let mut hash_key = [0u8; 16];
-        getrandom::fill(&mut hash_key).expect("the OS random source failed");
-        Authorizer {
+        getrandom::fill(&mut hash_key)?;
+        Ok(Authorizer {
             hash_key,
             validation: s.keys.validation(s.issuer, s.leeway.as_secs()),
             keys: s.keys,
@@ -107,7 +112,7 @@ impl Authorizer {
                 .build(),
             revoked,
             metrics,
-        }
+        })
     }
 
     /// The principal of the request's bearer token, if it may use a route
@@ -229,6 +234,7 @@ mod tests {
             Arc::new(Revoked::new([])),
             Arc::new(Metrics::new()),
         )
+        .expect("the OS random source works")
     }
 
     fn bearer(exp: u64) -> HeaderMap {

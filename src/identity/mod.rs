@@ -271,7 +271,8 @@ impl Identity {
             },
             users.revoked.clone(),
             metrics.clone(),
-        );
+        )
+        .map_err(keys::KeyError::Random)?;
         let passwords = match previous {
             Some(p) if p.passwords.cost() == auth.bcrypt_cost => p.passwords.clone(),
             _ => Arc::new(Passwords::new(auth.bcrypt_cost)?),
