@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
@@ -26,7 +26,7 @@ use crate::proxy::ctx::RequestCtx;
 use crate::proxy::error::GatewayError;
 use crate::proxy::route::{self, Match};
 use crate::proxy::state::{Gateway, GatewayState};
-use crate::proxy::upstream::{BodyLimit, Forward, UpstreamBody, UpstreamError};
+use crate::proxy::upstream::{BodyLimit, Forward, UpstreamError};
 use crate::proxy::{client_ip, cors, decorate, echo, grpc, rewrite, websocket};
 use crate::ratelimit::{Limited, Phase, Subject};
 use crate::telemetry::metrics::{Metrics, SigninOutcome};
@@ -393,7 +393,8 @@ async fn forward(
         targets,
         path_and_query: &out.path_and_query,
         timeout,
-        // hyper upgrades HTTP/1.1 connections only.
+        silence: route.timeout,
+        // Upgrades are HTTP/1.1 only.
         protocol: match out.upgrade {
             Some(_) => UpstreamProtocol::Http1,
             None => route.upstream_protocol,
@@ -408,19 +409,16 @@ async fn forward(
         .forward(fwd, out.parts, out.body, limit)
         .await?;
     ctx.upstream = Some(answer.target.display.clone());
-    let (mut response, lease) = (answer.response, answer.lease);
-    let response = match (response.status(), out.upgrade) {
-        (StatusCode::SWITCHING_PROTOCOLS, Some(client)) => {
-            // The connection now belongs to the tunnel, never to the pool.
-            drop(lease);
-            websocket::tunnel(client, &mut response, conn.alive.clone());
-            response.map(|_| ResponseBody::full(Bytes::new()))
+    let response = match (answer.upgraded, out.upgrade) {
+        (Some(upstream), Some(client)) => {
+            websocket::tunnel(client, upstream, conn.alive.clone());
+            answer.response.map(|_| ResponseBody::full(Bytes::new()))
         }
-        (StatusCode::SWITCHING_PROTOCOLS, None) => {
+        (Some(_), None) => {
             let e = "a 101 the request did not ask for";
             return Err(UpstreamError::Protocol(e.into()).into());
         }
-        _ => response.map(|b| ResponseBody::stream(UpstreamBody::new(b, route.timeout, lease))),
+        (None, _) => answer.response.map(ResponseBody::stream),
     };
     Ok(Answer {
         response,

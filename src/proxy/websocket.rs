@@ -6,13 +6,15 @@
 //! closed. Frames, close frames included, pass through untouched, and a
 //! half-close on one side is passed on to the other.
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::http::headers::{CONNECTION, UPGRADE};
+use crate::proxy::upstream::h1;
 
 /// The `Upgrade` value of a WebSocket handshake request, if `req` is one.
 pub fn upgrade_of(req: &Request<Incoming>) -> Option<HeaderValue> {
@@ -48,21 +50,24 @@ pub fn take_upgrade(parts: &mut http::request::Parts, upgrade: HeaderValue) -> O
 }
 
 /// After the upstream's 101: spawns the tunnel between the client's
-/// connection (once hyper has sent it the 101) and the upstream's. `alive`
+/// connection (once hyper has sent it the 101) and the upstream's, first
+/// passing on any bytes the upstream sent right after its 101. `alive`
 /// keeps shutdown waiting for the tunnel, at most `shutdown_timeout`.
-pub fn tunnel(client: OnUpgrade, upstream: &mut Response<Incoming>, alive: mpsc::Sender<()>) {
-    debug_assert_eq!(upstream.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let upstream = hyper::upgrade::on(upstream);
+pub fn tunnel(client: OnUpgrade, upstream: h1::Conn, alive: mpsc::Sender<()>) {
+    let (mut upstream, early) = upstream.into_parts();
     tokio::spawn(async move {
         let _alive = alive;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
+        let mut client = match client.await {
+            Ok(client) => TokioIo::new(client),
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade did not complete");
                 return;
             }
         };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        if let Err(e) = client.write_all(&early).await {
+            tracing::debug!(error = %e, "WebSocket tunnel ended with an error");
+            return;
+        }
         match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             Ok((up, down)) => tracing::debug!(up, down, "WebSocket tunnel closed"),
             Err(e) => tracing::debug!(error = %e, "WebSocket tunnel ended with an error"),

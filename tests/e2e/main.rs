@@ -31,4 +31,5 @@ mod smuggling;
 mod streaming;
 mod transport;
 mod upstream_faults;
+mod upstream_framing;
 mod websocket;

@@ -4,21 +4,23 @@
 //! and one retry on a fresh connection when a pooled one turned out closed
 //! before the request was written.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{request, Method, Request, Response};
+use http::{request, Method, Request, Response, StatusCode};
 use hyper::body::Body;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::body::UpstreamBody;
 use super::error::UpstreamError;
-use super::pool::{Key, Lease, Pool};
+use super::h1::{self, decode::Decoder, Replay};
+use super::pool::Pool;
 use crate::config::{UpstreamProtocol, UpstreamTarget};
-use crate::http::body::{RequestBody, RequestStats};
+use crate::http::body::{BoxError, RequestBody, RequestStats};
 
 /// How long a target that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(10);
@@ -40,15 +42,20 @@ pub struct BodyLimit {
 pub struct Forward<'a> {
     pub targets: &'a [UpstreamTarget],
     pub path_and_query: &'a str,
+    /// The wait for the response head.
     pub timeout: Duration,
+    /// The longest pause allowed within the response body.
+    pub silence: Duration,
     pub protocol: UpstreamProtocol,
 }
 
-/// A response head from the upstream, the connection it came on (to be
-/// released once its body is done) and the target that answered.
+/// The upstream's response, with its body streaming from the connection
+/// (which goes back to the pool when the body ends), and the target that
+/// answered.
 pub struct Answer<'t> {
-    pub response: Response<Incoming>,
-    pub lease: Lease,
+    pub response: Response<UpstreamBody>,
+    /// After a 101: the upstream's connection, now the tunnel's.
+    pub upgraded: Option<h1::Conn>,
     pub target: &'t UpstreamTarget,
 }
 
@@ -90,77 +97,159 @@ impl Upstreams {
     async fn exchange<'t>(
         &self,
         fwd: &Forward<'t>,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
     ) -> Result<Answer<'t>, UpstreamError> {
-        // Connect before anything is sent, so a target that refuses can be
-        // swapped for another with the request still in hand.
-        let first = self.pick(fwd.targets, None);
-        let (target, mut lease) = match self.pool.checkout(first, fwd.protocol).await {
-            Ok(lease) => (first, lease),
-            Err(e) if fwd.targets.len() == 1 => return Err(UpstreamError::Connect(e)),
+        match fwd.protocol {
+            UpstreamProtocol::Http1 => self.exchange_h1(fwd, req).await,
+            UpstreamProtocol::H2 => self.exchange_h2(fwd, req).await,
+        }
+    }
+
+    /// Connects before anything is sent, so a target that refuses can be
+    /// swapped for another with the request still in hand.
+    async fn reach<'t, T, F, Fut>(
+        &self,
+        targets: &'t [UpstreamTarget],
+        connect: F,
+    ) -> Result<(&'t UpstreamTarget, T), UpstreamError>
+    where
+        F: Fn(&'t UpstreamTarget) -> Fut,
+        Fut: Future<Output = Result<T, BoxError>>,
+    {
+        let first = self.pick(targets, None);
+        match connect(first).await {
+            Ok(conn) => Ok((first, conn)),
+            Err(e) if targets.len() == 1 => Err(UpstreamError::Connect(e)),
             Err(_) => {
                 self.mark_down(first);
-                let second = self.pick(fwd.targets, Some(first));
-                match self.pool.checkout(second, fwd.protocol).await {
-                    Ok(lease) => (second, lease),
+                let second = self.pick(targets, Some(first));
+                match connect(second).await {
+                    Ok(conn) => Ok((second, conn)),
                     Err(e) => {
                         self.mark_down(second);
-                        return Err(UpstreamError::Connect(e));
+                        Err(UpstreamError::Connect(e))
                     }
                 }
             }
+        }
+    }
+
+    /// HTTP/1.1, inline on a pooled connection (`h1`).
+    async fn exchange_h1<'t>(
+        &self,
+        fwd: &Forward<'t>,
+        mut req: Request<RequestBody>,
+    ) -> Result<Answer<'t>, UpstreamError> {
+        let (target, mut lease) = self
+            .reach(fwd.targets, move |t| self.pool.checkout(t))
+            .await?;
+        prepare(
+            &mut req,
+            target,
+            fwd.path_and_query,
+            UpstreamProtocol::Http1,
+        );
+        let answered = match lease.conn.exchange(&mut req).await {
+            Ok(answered) => answered,
+            // A pooled connection the upstream closed while it idled: once
+            // more on a new one, if nothing was sent, or if the upstream
+            // answered nothing and the request is safe to repeat (RFC 9110
+            // section 9.2.2).
+            Err(f) if lease.reused && replayable(f.replay, req.method()) => {
+                lease = self
+                    .pool
+                    .connect(lease.key())
+                    .await
+                    .map_err(UpstreamError::Connect)?;
+                lease.conn.exchange(&mut req).await.map_err(|f| f.error)?
+            }
+            Err(f) => return Err(f.error),
         };
-        prepare(&mut req, target, fwd.path_and_query, fwd.protocol);
-        // A pooled connection may have been closed by the upstream while idle:
-        // if the request was not written, it goes once more on a new connection.
-        if let Err(e) = lease.tx.ready().await {
-            if !lease.reused {
+        let head = answered.head;
+        if head.parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(Answer {
+                response: Response::from_parts(
+                    head.parts,
+                    UpstreamBody::h1(None, Decoder::new(head.framing), false, fwd.silence),
+                ),
+                upgraded: Some(lease.conn),
+                target,
+            });
+        }
+        let keep_alive = head.keep_alive && answered.request_sent;
+        let body = UpstreamBody::h1(
+            Some(lease),
+            Decoder::new(head.framing),
+            keep_alive,
+            fwd.silence,
+        );
+        Ok(Answer {
+            response: Response::from_parts(head.parts, body),
+            upgraded: None,
+            target,
+        })
+    }
+
+    /// HTTP/2, multiplexed on the target's shared connection by hyper.
+    async fn exchange_h2<'t>(
+        &self,
+        fwd: &Forward<'t>,
+        mut req: Request<RequestBody>,
+    ) -> Result<Answer<'t>, UpstreamError> {
+        let (target, (mut tx, reused)) = self
+            .reach(fwd.targets, move |t| self.pool.h2(&t.pool_key, false))
+            .await?;
+        prepare(&mut req, target, fwd.path_and_query, UpstreamProtocol::H2);
+        let key = &target.pool_key;
+        // A shared connection may have closed meanwhile: a new one then.
+        if let Err(e) = tx.ready().await {
+            if !reused {
                 return Err(UpstreamError::Connect(Box::new(e)));
             }
-            lease = self.fresh(lease.key(), fwd.protocol).await?;
+            tx = self.fresh_h2(key).await?;
         }
-        let replay = (lease.reused && is_idempotent(req.method()) && req.body().is_end_stream())
+        let replay = (reused && is_idempotent(req.method()) && req.body().is_end_stream())
             .then(|| replay_of(&req));
-        let response = match lease.tx.try_send(req).await {
+        let response = match tx.try_send_request(req).await {
             Ok(response) => response,
             Err(mut e) => {
                 // Not written, or written on a reused connection the upstream
-                // closed or reset before any answer, and safe to repeat (RFC
-                // 9110 section 9.2.2): once more on a new connection.
+                // closed or reset before any answer, and safe to repeat: once
+                // more on a new connection.
                 let closed = !e.error().is_parse() && !e.error().is_parse_status();
                 let again = match (e.take_message(), replay) {
-                    (Some(req), _) if lease.reused => req,
+                    (Some(req), _) if reused => req,
                     (None, Some(req)) if closed => req,
                     _ => return Err(UpstreamError::from_send(e.into_error())),
                 };
-                lease = self.fresh(lease.key(), fwd.protocol).await?;
-                lease
-                    .tx
-                    .try_send(again)
+                self.fresh_h2(key)
+                    .await?
+                    .try_send_request(again)
                     .await
                     .map_err(|e| UpstreamError::from_send(e.into_error()))?
             }
         };
         Ok(Answer {
-            response,
-            lease,
+            response: response.map(|body| UpstreamBody::h2(body, fwd.silence)),
+            upgraded: None,
             target,
         })
     }
 
-    /// A new connection, ready to take a request.
-    async fn fresh(&self, key: Key, protocol: UpstreamProtocol) -> Result<Lease, UpstreamError> {
-        let mut lease = self
+    /// A new shared HTTP/2 connection in place of the failed one, ready.
+    async fn fresh_h2(
+        &self,
+        key: &super::pool::Key,
+    ) -> Result<super::pool::H2Sender, UpstreamError> {
+        let (mut tx, _) = self
             .pool
-            .connect(key, protocol)
+            .h2(key, true)
             .await
             .map_err(UpstreamError::Connect)?;
-        lease
-            .tx
-            .ready()
+        tx.ready()
             .await
             .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
-        Ok(lease)
+        Ok(tx)
     }
 
     /// Round robin over the targets, skipping those marked down (unless all are).
@@ -197,6 +286,15 @@ impl Upstreams {
             down.retain(|(t, until)| *until > now && t != target);
             down.push((target.clone(), now + DOWN_FOR));
         }
+    }
+}
+
+/// Whether a failed HTTP/1.1 exchange on a pooled connection may go again.
+fn replayable(replay: Replay, method: &Method) -> bool {
+    match replay {
+        Replay::Unsent => true,
+        Replay::Unanswered => is_idempotent(method),
+        Replay::Never => false,
     }
 }
 
