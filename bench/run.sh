@@ -13,8 +13,10 @@
 #                      1: always build; 0: never build (gateway skipped if missing)
 #   GATEWAY_BIN        gateway binary (target/release/gateway)
 #   GATEWAY_PREV_BIN   an older gateway build, measured in the same run as `previous`
-#   BENCH_PROXY_CPU    CPU for the proxy under test (0)
-#   BENCH_LOAD_CPU     CPU for wrk and the bare upstream (1)
+#   BENCH_WORKERS      workers per proxy: GATEWAY_WORKERS and nginx worker_processes (1);
+#                      above 1 the CPUs default to every core for all (unpinned)
+#   BENCH_PROXY_CPU    CPU for the proxy under test (0; unpinned: all)
+#   BENCH_LOAD_CPU     CPU for wrk and the bare upstream (1; unpinned: all)
 #   BENCH_RESULTS_DIR  output folder (bench/results/<YYYY-MM-DD>-<host>)
 #   BENCH_STRICT       1: exit 4 when a target is missed
 # Exit status: 0 ok, 3 some run invalid (errors), 4 target missed (BENCH_STRICT=1),
@@ -34,8 +36,14 @@ CONTENDERS="${BENCH_CONTENDERS:-upstream gateway limited nginx${GATEWAY_PREV_BIN
 BUILD="${BENCH_BUILD:-auto}"
 GATEWAY_BIN="${GATEWAY_BIN:-$ROOT/target/release/gateway}"
 case "$GATEWAY_BIN" in /*) ;; *) GATEWAY_BIN="$PWD/$GATEWAY_BIN" ;; esac # the gateway runs in a temp dir
-PROXY_CPU="${BENCH_PROXY_CPU:-0}"
-LOAD_CPU="${BENCH_LOAD_CPU:-1}"
+WORKERS="${BENCH_WORKERS:-1}"
+ALL_CPUS="0-$(($(nproc) - 1))"
+ALL=""
+[ "$WORKERS" = 1 ] || ALL=1
+PROXY_CPU="${BENCH_PROXY_CPU:-${ALL:+$ALL_CPUS}}"
+PROXY_CPU="${PROXY_CPU:-0}"
+LOAD_CPU="${BENCH_LOAD_CPU:-${ALL:+$ALL_CPUS}}"
+LOAD_CPU="${LOAD_CPU:-1}"
 READY_SECS="${BENCH_READY_SECS:-20}"
 NGINX_KEEPALIVE="${BENCH_NGINX_KEEPALIVE:-256}"
 BODY_BYTES=1024
@@ -120,7 +128,7 @@ wait_ready() { # name pid port
 
 nginx_common() { # name: shared top of both nginx configs (logging off)
     cat <<EOF
-worker_processes 1;
+worker_processes $WORKERS;
 worker_rlimit_nofile 65536;
 pid $TMP/$1/nginx.pid;
 error_log $TMP/$1/error.log crit;
@@ -146,7 +154,7 @@ launch_nginx() { # name cpu
     PIDS+=("$STARTED_PID")
 }
 
-# The bare upstream: its own nginx, one worker, on the load CPU, fixed 1 KiB body.
+# The bare upstream: its own nginx (BENCH_WORKERS workers), on the load CPU, fixed 1 KiB body.
 start_upstream() { # port
     local port="$1" body
     body="$(python3 -c "import string; a = string.ascii_letters + string.digits; print((a * 100)[:$BODY_BYTES], end='')")"
@@ -255,11 +263,11 @@ routes:
 YAML
 }
 
-# The gateway, one worker (GATEWAY_WORKERS=1) pinned to the proxy CPU.
+# The gateway, BENCH_WORKERS workers (GATEWAY_WORKERS), on the proxy CPU.
 start_gateway() { # port [binary name [limited]]
     local port="$1" bin="${2:-$GATEWAY_BIN}" name="${3:-gateway}"
     gateway_yaml "$port" ${4:+limited} >"$TMP/$name.yaml"
-    ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS=1 \
+    ( cd "$TMP" && exec taskset -c "$PROXY_CPU" env GATEWAY_WORKERS="$WORKERS" \
         "$bin" serve --config "$TMP/$name.yaml" ) >"$TMP/$name.log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
@@ -418,7 +426,7 @@ main() {
         cp "$TMP/gateway.log" "$OUT/gateway.log" 2>/dev/null || true
     fi
     if [ -n "${PID[gateway]:-}" ]; then
-        gw_desc="$GATEWAY_BIN, GATEWAY_WORKERS=1"
+        gw_desc="$GATEWAY_BIN, GATEWAY_WORKERS=$WORKERS"
         local rev
         rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
         [ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] || rev="$rev + uncommitted changes"

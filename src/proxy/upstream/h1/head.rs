@@ -3,6 +3,8 @@
 //! response's, parsed with httparse and checked before anything of it
 //! reaches the client. No I/O here, so the parser can be fuzzed on its own.
 
+use std::mem::MaybeUninit;
+
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode, Uri, Version};
 
@@ -101,9 +103,15 @@ pub enum HeadError {
 pub fn parse_response(buf: &[u8], method: &Method) -> Result<Option<(Head, usize)>, HeadError> {
     let mut start = 0;
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut fields);
-        let used = match res.parse(&buf[start..]) {
+        // Left uninitialised: httparse writes the fields it parses.
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut res,
+            &buf[start..],
+            &mut fields,
+        );
+        let used = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                 return Err(HeadError::TooLarge)
