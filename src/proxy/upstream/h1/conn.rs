@@ -25,15 +25,20 @@ use crate::proxy::upstream::error::UpstreamError;
 /// A plain or TLS stream, as the connector made it.
 pub type Io = TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>;
 
-/// Reads are at least this large; the buffer grows no further unless a
-/// response head needs it (up to `head::MAX_HEAD`).
-const READ_SIZE: usize = 16 * 1024;
+/// A connection's first reads are this large: a typical head and a small
+/// body fit, and thousands of connections stay small.
+const READ_MIN: usize = 4 * 1024;
+/// Each read that fills what was free doubles the next one, up to this
+/// (a large download), for the connection's life.
+const READ_MAX: usize = 64 * 1024;
 
 pub struct Conn {
     /// Boxed: a TLS stream is large, and a connection moves in and out of the pool.
     io: Box<Io>,
     /// Bytes read and not yet used; empty between exchanges.
     buf: BytesMut,
+    /// How much room the next read gets.
+    read_size: usize,
 }
 
 /// A failed exchange, and how far the request got.
@@ -66,6 +71,7 @@ impl Conn {
         Conn {
             io: Box::new(io),
             buf: BytesMut::new(),
+            read_size: READ_MIN,
         }
     }
 
@@ -87,10 +93,15 @@ impl Conn {
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            self.buf.reserve(READ_SIZE);
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
         }
-        pin!(self.io.read_buf(&mut self.buf)).poll(cx)
+        let room = self.buf.capacity() - self.buf.len();
+        let read = ready!(pin!(self.io.read_buf(&mut self.buf)).poll(cx));
+        if matches!(read, Ok(n) if n == room) {
+            self.read_size = (self.read_size * 2).min(READ_MAX);
+        }
+        Poll::Ready(read)
     }
 
     /// Sends `req` and reads the response head.
