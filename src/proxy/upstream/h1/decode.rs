@@ -4,10 +4,9 @@
 //! more, so the fuzz target can feed it any split of any input.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 
-use super::head::{Framing, MAX_HEADERS};
+use super::head::{header_map, Framing, MAX_HEADERS};
 
 /// A chunk-size line (with its extensions) longer than this is refused.
 const MAX_SIZE_LINE: usize = 4 * 1024;
@@ -143,15 +142,7 @@ impl Decoder {
             Ok(httparse::Status::Partial) if buf.len() <= MAX_TRAILERS => return Ok(Decoded::More),
             _ => return Err(DecodeError::Trailers),
         };
-        let mut map = HeaderMap::new();
-        for f in fields {
-            let name = HeaderName::from_bytes(f.name.as_bytes());
-            let value = HeaderValue::from_bytes(f.value);
-            match (name, value) {
-                (Ok(name), Ok(value)) => map.append(name, value),
-                _ => return Err(DecodeError::Trailers),
-            };
-        }
+        let map = header_map(fields).map_err(|_| DecodeError::Trailers)?;
         buf.advance(used);
         self.state = State::Done;
         Ok(Decoded::Trailers(map))

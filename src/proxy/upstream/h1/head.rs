@@ -135,15 +135,7 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Option<(Head, usize
             Some(v) => return Err(HeadError::Version(v)),
             None => return Err(HeadError::Syntax(httparse::Error::Version)),
         };
-        let mut headers = HeaderMap::with_capacity(res.headers.len());
-        for f in res.headers.iter() {
-            let name = HeaderName::from_bytes(f.name.as_bytes());
-            let value = HeaderValue::from_bytes(f.value);
-            match (name, value) {
-                (Ok(name), Ok(value)) => headers.append(name, value),
-                _ => return Err(HeadError::Field(f.name.to_string())),
-            };
-        }
+        let mut headers = header_map(res.headers).map_err(HeadError::Field)?;
         let (framing, keep_alive) = framing(method, status, version, &headers)?;
         if framing != Framing::Empty && headers.contains_key(&TRANSFER_ENCODING) {
             // The length the coding overrides must not reach the client,
@@ -161,6 +153,20 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Option<(Head, usize
         };
         return Ok(Some((head, start + used)));
     }
+}
+
+/// Parsed fields as a `HeaderMap`; `Err` names the first invalid field.
+pub(super) fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for f in fields {
+        let name = HeaderName::from_bytes(f.name.as_bytes());
+        let value = HeaderValue::from_bytes(f.value);
+        match (name, value) {
+            (Ok(name), Ok(value)) => map.append(name, value),
+            _ => return Err(f.name.to_string()),
+        };
+    }
+    Ok(map)
 }
 
 /// The body's framing, and whether the connection stays usable after it.
