@@ -3,16 +3,18 @@
 //! whole test process, each test with a database of its own; `Postgres::start`
 //! is a server of a test's own, for tests that stop it. As root the server
 //! runs as the `postgres` user (initdb refuses root). Every server is stopped
-//! by its PID: on drop, and for the shared one by the kernel when the test
-//! process ends (`setpriv --pdeathsig`, from a thread that lives as long).
-//! Without the server binaries the tests fail naming the Debian package.
+//! by its PID and its folder removed: on drop, and for the shared one when
+//! the test process exits (an `atexit` hook; if the process is killed
+//! instead, the kernel stops the server through `setpriv --pdeathsig`, from
+//! a thread that lives as long). Without the server binaries the tests fail
+//! naming the Debian package.
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::tools::installed;
@@ -67,10 +69,29 @@ pub struct Postgres {
     /// `-c` settings beyond the usual ones.
     extra: Vec<String>,
     child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
+    /// The cluster's folder, removed on drop (after the server stops).
+    dir: Option<tempfile::TempDir>,
 }
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared server's process and folder, for `stop_shared` at exit.
+static SHARED_SERVER: Mutex<Option<(Child, tempfile::TempDir)>> = Mutex::new(None);
+
+extern "C" {
+    fn atexit(hook: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+/// Stops the shared server and removes its cluster: without this every
+/// test process would leave hundreds of megabytes in the temp folder.
+extern "C" fn stop_shared() {
+    let taken = SHARED_SERVER.lock().ok().and_then(|mut s| s.take());
+    if let Some((mut child, dir)) = taken {
+        signal(child.id(), "QUIT");
+        let _ = child.wait();
+        drop(dir);
+    }
+}
 
 /// The server every test without needs of its own shares.
 pub fn shared() -> &'static Postgres {
@@ -80,8 +101,12 @@ pub fn shared() -> &'static Postgres {
         // comes when the process does, not when some test's thread ends.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut pg = Postgres::init(false);
+            let mut pg = Postgres::init();
             pg.launch();
+            let server = (pg.child.take().unwrap(), pg.dir.take().unwrap());
+            *SHARED_SERVER.lock().unwrap() = Some(server);
+            // SAFETY: registers a plain function; libc runs it once, at exit.
+            assert_eq!(unsafe { atexit(stop_shared) }, 0, "atexit");
             let _ = tx.send(pg);
             loop {
                 std::thread::park();
@@ -94,7 +119,7 @@ pub fn shared() -> &'static Postgres {
 impl Postgres {
     /// A server of the caller's own (stopped on drop).
     pub fn start() -> Postgres {
-        let mut pg = Postgres::init(true);
+        let mut pg = Postgres::init();
         pg.launch();
         pg
     }
@@ -102,7 +127,7 @@ impl Postgres {
     /// A server of the caller's own that accepts TCP clients over TLS only,
     /// with a self-signed certificate for `localhost` (openssl).
     pub fn start_tls_only() -> Postgres {
-        let mut pg = Postgres::init(true);
+        let mut pg = Postgres::init();
         let (cert, key) = (pg.data.join("server.crt"), pg.data.join("server.key"));
         let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
         super::tools::openssl(
@@ -155,7 +180,7 @@ impl Postgres {
         pg
     }
 
-    fn init(owned: bool) -> Postgres {
+    fn init() -> Postgres {
         let bin = server_bin();
         let as_user = is_root().then(|| "postgres".to_string());
         let dir = tempfile::Builder::new()
@@ -179,12 +204,6 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (dir, kept) = match owned {
-            true => (Some(dir), None),
-            // The shared cluster's folder outlives every drop; it goes with /tmp.
-            false => (None, Some(dir.keep())),
-        };
-        let _ = kept;
         Postgres {
             port: free_port(),
             bin,
@@ -192,7 +211,7 @@ impl Postgres {
             as_user,
             extra: Vec::new(),
             child: None,
-            _dir: dir,
+            dir: Some(dir),
         }
     }
 
