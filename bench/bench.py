@@ -335,6 +335,11 @@ def _median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
+
+def workers_text(workers):
+    """How many workers each proxy ran, in the report's words."""
+    return "one worker each" if workers == "1" else f"{workers} workers each"
+
 def report(manifest_path, meta_path, outdir):
     meta = read_meta(meta_path)
     scenarios, contenders = [], []
@@ -399,7 +404,7 @@ def report(manifest_path, meta_path, outdir):
     out.append(f"- wrk: `-t{meta.get('threads')} -d{meta.get('duration')} --latency`, "
                f"warm-up {meta.get('warmup')} before each measured run, pinned to CPU "
                f"{meta.get('load_cpu')} with the bare upstream; proxies pinned to CPU "
-               f"{meta.get('proxy_cpu')}, one worker each")
+               f"{meta.get('proxy_cpu')}, {workers_text(meta.get('workers', '1'))}")
     out.append(f"- {meta.get('rounds', '?')} rounds, contender order rotated each round; "
                f"figures are medians over the rounds")
     out.append(f"- request: `GET /bench`, HTTP/1.1 keep-alive, {meta.get('body_bytes')} B response body")

@@ -429,7 +429,7 @@ main() {
         gw_desc="$GATEWAY_BIN, GATEWAY_WORKERS=$WORKERS"
         local rev
         rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
-        [ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] || rev="$rev + uncommitted changes"
+        [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev + uncommitted changes"
         gw_desc="$gw_desc, source $rev, binary built $(date -r "$GATEWAY_BIN" '+%F %T')"
     fi
     if [ -n "${PID[nginx]:-}" ]; then
@@ -456,6 +456,7 @@ rounds=$ROUNDS
 duration=$DURATION
 warmup=$WARMUP
 proxy_cpu=$PROXY_CPU
+workers=$WORKERS
 load_cpu=$LOAD_CPU
 body_bytes=$BODY_BYTES
 nginx_keepalive=$NGINX_KEEPALIVE

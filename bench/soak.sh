@@ -152,7 +152,7 @@ main_soak() {
     {
         echo "gateway soak, $started"
         echo "command: $COMMAND"
-        echo "gateway: $GATEWAY_BIN (built $(date -r "$GATEWAY_BIN" '+%F %T'), source $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] || echo ' + uncommitted changes')), unpinned, default workers"
+        echo "gateway: $GATEWAY_BIN (built $(date -r "$GATEWAY_BIN" '+%F %T'), source $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || echo ' + uncommitted changes')), unpinned, default workers"
         echo "machine: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc --all) CPUs, kernel $(uname -r)"
         echo "settings: SOAK_SECONDS=$SOAK_SECONDS SOAK_RATE=$SOAK_RATE SOAK_USERS=$SOAK_USERS SOAK_KINDS=${SOAK_KINDS:-all}; config in gateway.yaml"
         [ -z "$NOTE" ] || echo "note: $NOTE"
