@@ -150,22 +150,34 @@ async fn start<H: Handler>(
         clock: ConnClock::new(),
         alive: life.alive.clone(),
     });
-    match &transport {
+    match transport {
         Transport::Plain => connection(stream, admitted, conn, gw, life).await,
-        Transport::Tls(acceptor) => {
-            // The handshake counts against the first head's deadline.
-            let limit = gw.limits().header_timeout;
-            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => connection(tls, admitted, conn, gw, life).await,
-                Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
-                    tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
-                }
-                Err(_) if log_budget::CONNECTIONS.allow() => {
-                    tracing::info!(client = %conn.client, "TLS handshake timed out")
-                }
-                Ok(Err(_)) | Err(_) => {}
-            }
+        // Boxed: with the TLS state inline every plain connection's task
+        // was that size too (9.4 KB, against 2.8 KB without it).
+        Transport::Tls(acceptor) => Box::pin(tls(acceptor, stream, admitted, conn, gw, life)).await,
+    }
+}
+
+/// The TLS handshake, then HTTP over it.
+async fn tls<H: Handler>(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    admitted: Admitted,
+    conn: Arc<ConnInfo>,
+    gw: Arc<H>,
+    life: Lifecycle,
+) {
+    // The handshake counts against the first head's deadline.
+    let limit = gw.limits().header_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => connection(tls, admitted, conn, gw, life).await,
+        Ok(Err(e)) if log_budget::CONNECTIONS.allow() => {
+            tracing::info!(client = %conn.client, error = %e, "TLS handshake failed")
         }
+        Err(_) if log_budget::CONNECTIONS.allow() => {
+            tracing::info!(client = %conn.client, "TLS handshake timed out")
+        }
+        Ok(Err(_)) | Err(_) => {}
     }
 }
 
